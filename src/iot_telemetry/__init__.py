@@ -1,0 +1,3 @@
+"""IoT environmental telemetry: readers, models, serving and streaming."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allow `python -m iot_telemetry`."""
+
+from iot_telemetry.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Fault injection, anomaly detectors, evaluation and model selection."""

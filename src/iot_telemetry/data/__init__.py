@@ -1,0 +1,1 @@
+"""Readers, validation, quarantine and the synthetic twin of the Kaggle file."""

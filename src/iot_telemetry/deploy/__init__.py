@@ -1,0 +1,1 @@
+"""Model archive packaging and deployment targets (local, SageMaker)."""

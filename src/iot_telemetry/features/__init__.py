@@ -1,0 +1,1 @@
+"""Per-device features shared by training, batch scoring and serving."""

@@ -1,0 +1,1 @@
+"""Regular series, forecasting models and rolling-origin backtests."""

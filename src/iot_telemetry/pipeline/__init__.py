@@ -1,0 +1,1 @@
+"""Papermill notebook runner, params schema and the report index."""

@@ -1,0 +1,1 @@
+"""SageMaker container handler functions and the local endpoint server."""

@@ -1,0 +1,1 @@
+"""MQTT broker configuration, replay, lossless ingest and live scoring."""
