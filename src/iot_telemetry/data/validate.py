@@ -58,12 +58,17 @@ class Batch:
     source: str
     lines: np.ndarray
     raw: Sequence[str] | None = None
-    rejected: list[dict] = field(default_factory=list)
+    rejected: list[dict | pd.DataFrame] = field(default_factory=list)
 
 
-def quarantine_frame(records: list[dict]) -> pd.DataFrame:
-    """Build the quarantine table from record dicts with QUARANTINE_COLUMNS keys."""
-    frame = pd.DataFrame.from_records(records, columns=list(QUARANTINE_COLUMNS))
+def quarantine_frame(records: list[dict | pd.DataFrame]) -> pd.DataFrame:
+    """Build the quarantine table from record dicts and DataFrame chunks."""
+    dicts = [record for record in records if isinstance(record, dict)]
+    chunks = [record for record in records if isinstance(record, pd.DataFrame)]
+    parts = [pd.DataFrame.from_records(dicts, columns=list(QUARANTINE_COLUMNS)), *chunks]
+    parts = [part for part in parts if len(part)] or parts[:1]
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame = frame[list(QUARANTINE_COLUMNS)]
     return frame.astype(
         {
             "source": "string",
@@ -87,8 +92,7 @@ def quarantine_record(
     ts: float | None = None,
 ) -> dict:
     """Build one quarantine record; `raw` is truncated to RAW_MAX_CHARS."""
-    if len(raw) > RAW_MAX_CHARS:
-        raw = raw[:RAW_MAX_CHARS] + f"... ({len(raw)} chars)"
+    raw = _truncate(raw)
     return {
         "source": source,
         "line": int(line),
@@ -154,45 +158,49 @@ def _iso_to_epoch(text: pd.Series, timezone: str | None) -> pd.Series:
     return pd.Series(out, index=text.index)
 
 
-def _reject(
-    batch: Batch, frame: pd.DataFrame, mask: pd.Series, reason: str, column: str
-) -> pd.Series:
-    """Move the rows in `mask` to the batch's rejected list; return the keep mask."""
-    for position in np.flatnonzero(mask.to_numpy()):
-        index = frame.index[position]
-        batch.rejected.append(
-            quarantine_record(
-                source=batch.source,
-                line=int(batch.lines[index]),
-                reason=reason,
-                detail=f"{column}={frame[column].iloc[position]!r}" if column else "",
-                raw=_raw_text(batch, frame, index),
-                device=_text_or_none(frame["device"].iloc[position]),
-                ts=_float_or_none(frame["ts"].iloc[position]),
-            )
-        )
+def _reject(batch: Batch, frame: pd.DataFrame, ts: np.ndarray, mask: np.ndarray,
+            reason: str, column: str) -> np.ndarray:
+    """Record the rows in `mask` as rejected with `reason`; return the keep mask.
+
+    `frame` holds the original values, so `detail` shows what was rejected.
+    """
+    positions = np.flatnonzero(mask)
+    if len(positions):
+        if column:
+            values = frame[column].to_numpy(dtype=object)[positions]
+            detail = [f"{column}={value!r}" for value in values]
+        else:
+            detail = [""] * len(positions)
+        devices = frame["device"].to_numpy(dtype=object)[positions]
+        raws = [_raw_text(batch, frame, position) for position in positions]
+        bad_ts = ts[positions]
+        batch.rejected.append(pd.DataFrame({
+            "source": batch.source,
+            "line": batch.lines[positions].astype("int64"),
+            "device": [None if _is_missing(d) else str(d) for d in devices],
+            "ts": np.where(np.isfinite(bad_ts), bad_ts, np.nan),
+            "reason": reason,
+            "detail": detail,
+            "raw": [_truncate(raw) for raw in raws],
+        }))
     return ~mask
 
 
-def _raw_text(batch: Batch, frame: pd.DataFrame, index: int) -> str:
+def _raw_text(batch: Batch, frame: pd.DataFrame, position: int) -> str:
     if batch.raw is not None:
-        return batch.raw[index]
-    row = frame.loc[index]
+        return batch.raw[position]
+    row = frame.iloc[position]
     return ",".join(f"{name}={row[name]!r}" for name in frame.columns)
 
 
-def _text_or_none(value) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return str(value)
+def _truncate(raw: str) -> str:
+    if len(raw) > RAW_MAX_CHARS:
+        return raw[:RAW_MAX_CHARS] + f"... ({len(raw)} chars)"
+    return raw
 
 
-def _float_or_none(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
+def _is_missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def normalize(batch: Batch, timezone: str | None = None,
@@ -206,67 +214,71 @@ def normalize(batch: Batch, timezone: str | None = None,
     mapped through `aliases` after the checks. Returns the kept rows with the
     READING_COLUMNS dtypes, in input order (not yet deduplicated).
     """
-    frame = batch.frame.reset_index(drop=True)
-    missing = [name for name in ("device", "ts", *SENSORS) if name not in frame]
+    original = batch.frame.reset_index(drop=True)
+    missing = [name for name in ("device", "ts", *SENSORS) if name not in original]
     if missing:
         raise KeyError(f"{batch.source}: missing column(s) {', '.join(missing)}")
-    keep = pd.Series(True, index=frame.index)
+    typed = pd.DataFrame(index=original.index)
 
-    device = frame["device"].astype("string").str.strip()
-    frame["device"] = device
-    keep &= _reject(batch, frame, device.isna() | (device == ""), REASON_MISSING_DEVICE, "")
-
-    ts = parse_ts_column(frame["ts"], timezone)
-    bad_ts = keep & ts.isna()
-    keep &= _reject(batch, frame, bad_ts, REASON_UNPARSEABLE_TS, "ts")
+    # device and ts
+    device = original["device"].astype("string").str.strip()
+    typed["device"] = device
+    ts = parse_ts_column(original["ts"], timezone).to_numpy(dtype="float64")
+    keep = ~(device.isna() | (device == "")).to_numpy(dtype=bool)
+    keep &= _reject(batch, original, ts, ~keep, REASON_MISSING_DEVICE, "")
+    keep &= _reject(batch, original, ts, keep & np.isnan(ts), REASON_UNPARSEABLE_TS, "ts")
     implausible = keep & ((ts < TS_RANGE[0]) | (ts > TS_RANGE[1]))
-    keep &= _reject(batch, frame, implausible, REASON_IMPLAUSIBLE_TS, "ts")
-    frame["ts"] = ts
+    keep &= _reject(batch, original, ts, implausible, REASON_IMPLAUSIBLE_TS, "ts")
+    typed["ts"] = ts
 
+    # sensors
     for name in FLOAT_SENSORS:
-        keep &= _check_float(batch, frame, name, keep)
-
+        values, keep = _check_float(batch, original, ts, name, keep)
+        typed[name] = values
     for name in BOOL_SENSORS:
-        parsed, unknown = parse_bool_column(frame[name])
-        keep &= _reject(batch, frame, keep & unknown, f"unknown boolean token in {name}", name)
-        frame[name] = parsed
+        parsed, unknown = parse_bool_column(original[name])
+        reason = f"unknown boolean token in {name}"
+        keep &= _reject(batch, original, ts, keep & unknown.to_numpy(dtype=bool), reason, name)
+        typed[name] = parsed
+    if "alias" in original:
+        typed["alias"] = original["alias"]
 
-    kept = frame.loc[keep.to_numpy()].copy()
+    kept = typed.loc[keep]
     if aliases:
-        kept["device"] = kept["device"].replace(aliases)
+        kept = kept.assign(device=kept["device"].replace(aliases))
     readings = to_readings(kept)
     readings[PROVENANCE[0]] = batch.source
-    readings[PROVENANCE[1]] = batch.lines[kept.index.to_numpy()]
+    readings[PROVENANCE[1]] = batch.lines[np.flatnonzero(keep)]
     return readings
 
 
-def _check_float(batch: Batch, frame: pd.DataFrame, name: str, keep: pd.Series) -> pd.Series:
-    """Parse one float sensor in place; return the keep mask for its checks."""
-    original = frame[name]
-    if pd.api.types.is_float_dtype(original) or pd.api.types.is_integer_dtype(original):
-        values = original.astype("float64")
-        unparseable = pd.Series(False, index=frame.index)
+def _check_float(batch: Batch, original: pd.DataFrame, ts: np.ndarray, name: str,
+                 keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one float sensor; return its values and the updated keep mask."""
+    column = original[name]
+    if pd.api.types.is_float_dtype(column) or pd.api.types.is_integer_dtype(column):
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        unparseable = np.zeros(len(values), dtype=bool)
     else:
-        text = original.astype("string").str.strip()
-        values = pd.to_numeric(text, errors="coerce").astype("float64")
-        unparseable = values.isna() & text.notna() & (text != "")
-    ok = pd.Series(True, index=frame.index)
-    ok &= _reject(batch, frame, keep & unparseable, f"unparseable number in {name}", name)
-    ok &= _reject(batch, frame, keep & ok & values.isna(), f"missing {name}", name)
-    ok &= _reject(batch, frame, keep & ok & np.isinf(values), f"non-finite {name}", name)
-    live = keep & ok
+        text = column.astype("string").str.strip()
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        unparseable = np.isnan(values) & (text.notna() & (text != "")).to_numpy(dtype=bool)
+    keep = keep & _reject(batch, original, ts, keep & unparseable,
+                          f"unparseable number in {name}", name)
+    keep &= _reject(batch, original, ts, keep & np.isnan(values), f"missing {name}", name)
+    keep &= _reject(batch, original, ts, keep & np.isinf(values), f"non-finite {name}", name)
     if name == "humidity":
         low, high = HUMIDITY_RANGE
-        outside = live & ((values < low) | (values > high))
-        ok &= _reject(batch, frame, outside, "humidity outside 0-100 %", name)
+        outside = keep & ((values < low) | (values > high))
+        keep &= _reject(batch, original, ts, outside, "humidity outside 0-100 %", name)
     elif name == "temp":
         low, high = TEMP_RANGE_C
-        outside = live & ((values < low) | (values > high))
-        ok &= _reject(batch, frame, outside, "temp outside sensor range -40-80 degC", name)
+        outside = keep & ((values < low) | (values > high))
+        keep &= _reject(batch, original, ts, outside, "temp outside sensor range -40-80 degC",
+                        name)
     else:
-        ok &= _reject(batch, frame, live & (values <= 0), f"non-positive {name}", name)
-    frame[name] = values
-    return ok
+        keep &= _reject(batch, original, ts, keep & (values <= 0), f"non-positive {name}", name)
+    return values, keep
 
 
 def to_readings(frame: pd.DataFrame) -> pd.DataFrame:
@@ -309,40 +321,36 @@ def deduplicate(readings: pd.DataFrame, order: np.ndarray | None = None) -> Dedu
     `order` gives each row's arrival rank (input order when None); "first"
     means lowest rank. A repeat equal in every sensor is an exact duplicate
     (dropped, counted); a repeat with any sensor different is a conflict,
-    returned so the caller can quarantine it. NaN compares equal to NaN here.
+    returned so the caller can quarantine it. Missing values compare equal.
     """
     if order is None:
         order = np.arange(len(readings))
-    frame = readings.assign(_order=order)
-    frame = frame.sort_values(["device", "ts", "_order"], kind="stable")
-    repeated = frame.duplicated(list(KEY), keep="first").to_numpy()
-    if not repeated.any():
-        return DedupeResult(
-            _finish(frame), 0, {}, frame.iloc[0:0].drop(columns="_order")
-        )
+    codes, _ = pd.factorize(readings["device"], sort=True)
+    ts = readings["ts"].to_numpy(dtype="float64")
+    permutation = np.lexsort((order, ts, codes))
+    frame = readings.iloc[permutation].reset_index(drop=True)
+    codes, ts = codes[permutation], ts[permutation]
 
-    firsts = frame.loc[~repeated, [*KEY, *SENSORS]]
-    repeats = frame.loc[repeated]
-    merged = repeats[[*KEY, *SENSORS]].merge(
-        firsts, on=list(KEY), how="left", suffixes=("", "_first")
-    )
-    same = np.ones(len(merged), dtype=bool)
+    repeated = np.zeros(len(frame), dtype=bool)
+    repeated[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
+    if not repeated.any():
+        return DedupeResult(frame, 0, {}, frame.iloc[0:0])
+
+    # Each repeat is compared with the first row of its run of equal keys.
+    run_start = np.maximum.accumulate(np.where(repeated, 0, np.arange(len(frame))))
+    repeats = np.flatnonzero(repeated)
+    firsts = run_start[repeats]
+    same = np.ones(len(repeats), dtype=bool)
     for name in SENSORS:
-        left = merged[name].astype("object").where(merged[name].notna(), None)
-        right = merged[f"{name}_first"].astype("object").where(
-            merged[f"{name}_first"].notna(), None
-        )
-        same &= (left.to_numpy() == right.to_numpy())
-    exact = repeats.loc[same]
-    conflicts = repeats.loc[~same].drop(columns="_order")
+        column = frame[name]
+        values = column.to_numpy(dtype=object, na_value=None)
+        same &= values[repeats] == values[firsts]
+    exact = frame.iloc[repeats[same]]
+    conflicts = frame.iloc[repeats[~same]]
     by_device = exact["device"].value_counts().to_dict()
     return DedupeResult(
-        _finish(frame.loc[~repeated]),
+        frame.iloc[np.flatnonzero(~repeated)].reset_index(drop=True),
         int(same.sum()),
         {str(k): int(v) for k, v in by_device.items()},
         conflicts,
     )
-
-
-def _finish(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns="_order").reset_index(drop=True)

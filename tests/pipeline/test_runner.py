@@ -1,0 +1,120 @@
+"""Notebook runner: parameters are checked before papermill runs anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from iot_telemetry.errors import InputError
+from iot_telemetry.pipeline import runner
+from iot_telemetry.pipeline.params import load_params
+from iot_telemetry.pipeline.stages import notebook_parameters
+
+
+def make_notebook(path: Path, parameters: str | None, body: str = "x = 1") -> Path:
+    nb = nbformat.v4.new_notebook()
+    if parameters is not None:
+        cell = nbformat.v4.new_code_cell(parameters)
+        cell.metadata["tags"] = ["parameters"]
+        nb.cells.append(cell)
+    nb.cells.append(nbformat.v4.new_code_cell(body))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_declared_parameters_literals(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", 'path = ""\nflag = False\nrate = 0.5\nn = 3')
+    assert runner.declared_parameters(nb) == {"path": "", "flag": False, "rate": 0.5, "n": 3}
+
+
+def test_missing_parameters_tag_fails(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", None)
+    with pytest.raises(InputError, match="tagged 'parameters'"):
+        runner.declared_parameters(nb)
+
+
+def test_impure_parameters_cell_fails(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", "import os\npath = os.getcwd()")
+    with pytest.raises(InputError, match="only `name = literal`"):
+        runner.declared_parameters(nb)
+
+
+def test_unknown_parameter_fails(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", "days = 1.0")
+    with pytest.raises(InputError, match="unknown parameter.*dayz"):
+        runner.check_parameters(nb, {"dayz": 2.0})
+
+
+def test_string_false_rejected_for_bool(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", "enabled = True")
+    with pytest.raises(InputError, match="must be bool"):
+        runner.check_parameters(nb, {"enabled": "false"})
+
+
+def test_int_widened_to_float(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", "days = 1.0")
+    checked = runner.check_parameters(nb, {"days": 2})
+    assert checked == {"days": 2.0}
+    assert isinstance(checked["days"], float)
+
+
+def test_execute_injects_typed_values(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", "enabled = True\ndays = 1.0",
+                       body="assert enabled is False\nassert days == 2.5\nresult = 'ok'")
+    out = tmp_path / "out" / "01-x.ipynb"
+    runner.execute(nb, out, {"enabled": False, "days": 2.5}, tmp_path)
+    executed = nbformat.read(out, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1
+    assert "enabled = False" in injected[0].source
+
+
+def test_render_html_hides_code(tmp_path):
+    nb = make_notebook(tmp_path / "01-x.ipynb", "n = 1", body="secret_name = 41\nprint(secret_name + 1)")
+    out = tmp_path / "01-x.out.ipynb"
+    runner.execute(nb, out, {}, tmp_path)
+    html = tmp_path / "01-x.html"
+    runner.render_html(out, html)
+    text = html.read_text()
+    assert "42" in text
+    assert "secret_name" not in text
+
+
+def test_params_schema_coerces_and_rejects(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("synthesize:\n  days: '1e-1'\n")
+    assert load_params(path)["synthesize"]["days"] == 0.1
+    path.write_text("synthesize:\n  dayz: 1\n")
+    with pytest.raises(InputError, match="dayz"):
+        load_params(path)
+    path.write_text("synthesize:\n  days: -1\n")
+    with pytest.raises(InputError, match="days"):
+        load_params(path)
+
+
+def test_notebook_parameters_fill_from_base(project_root):
+    params = load_params(project_root / "params.yaml")
+    declared = {"readings_path": "", "seed": 1, "figures_dir": "", "metrics_path": "",
+                "data_input": ""}
+    values = notebook_parameters("eda", params, declared)
+    assert values["seed"] == params["base"]["seed"]
+    assert values["figures_dir"] == "reports/figures/eda"
+    assert values["metrics_path"] == "reports/metrics/eda.json"
+    assert values["data_input"] == "synthetic"
+    assert values["readings_path"] == "data/interim/readings.parquet"
+
+
+def test_project_notebooks_accept_their_sections(project_root):
+    """Each notebook stage's params.yaml section names only declared parameters."""
+    params = load_params(project_root / "params.yaml")
+    notebooks = sorted((project_root / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    assert notebooks, "no notebooks found"
+    for notebook in notebooks:
+        stage = notebook.stem.split("-", 1)[1]
+        declared = runner.declared_parameters(notebook)
+        values = notebook_parameters(stage, params, declared)
+        runner.check_parameters(notebook, values)
