@@ -69,6 +69,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     else:
         aliases = dict(CAPTURE_TO_KAGGLE)
     _check_timezone(args.timezone)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create output folder --out {args.out}: {error}") from error
     result = read_inputs(args.inputs, timezone=args.timezone, aliases=aliases)
     paths = write_outputs(result, args.out)
     counts = {key: result.summary[key] for key in ("read", "kept", "duplicates", "quarantined")}
@@ -94,7 +98,7 @@ def _check_timezone(zone: str | None) -> None:
 
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise InputError(
             f"unknown time zone {zone!r}: use an IANA name such as Europe/Berlin"
         ) from error

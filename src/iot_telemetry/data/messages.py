@@ -56,8 +56,10 @@ def check_message(message: object) -> tuple[dict | None, str, str]:
         return None, "missing field", "ts"
     if isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return None, "wrong type", f"ts is {type(ts).__name__}, expected number"
-
-    row = {"device": device, "ts": float(ts)}
+    try:
+        row = {"device": device, "ts": float(ts)}
+    except OverflowError:
+        return None, "implausible ts", f"ts has {len(str(ts))} digits"
     for name in FLOAT_SENSORS:
         value = data.get(name, MISSING)
         if value is MISSING:
@@ -67,7 +69,13 @@ def check_message(message: object) -> tuple[dict | None, str, str]:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, "wrong type", f"data.{name} is {type(value).__name__}, expected number"
-        row[name] = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return None, f"non-finite {name}", f"data.{name} has {len(str(value))} digits"
+        if math.isnan(number):
+            return None, f"non-finite {name}", f"data.{name} is NaN"
+        row[name] = number
     for name in BOOL_SENSORS:
         value = data.get(name, MISSING)
         if value is MISSING:
@@ -143,6 +151,10 @@ def _key_hint(message: object) -> dict:
     hint = {}
     if isinstance(device, str):
         hint["device"] = device
-    if isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts):
-        hint["ts"] = float(ts)
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+        try:
+            if math.isfinite(ts):
+                hint["ts"] = float(ts)
+        except OverflowError:
+            pass
     return hint

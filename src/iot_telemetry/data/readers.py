@@ -14,25 +14,25 @@ Supported inputs, detected from the path:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-import re
-import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from iot_telemetry.data.columns import KEY, READING_COLUMNS, SENSORS
+from iot_telemetry.data.csv_reader import read_csv
 from iot_telemetry.data.messages import parse_messages
 from iot_telemetry.data.validate import (
     PROVENANCE,
     REASON_CONFLICT,
     Batch,
+    DedupeResult,
     deduplicate,
     normalize,
     quarantine_frame,
@@ -42,9 +42,9 @@ from iot_telemetry.errors import InputError
 
 log = logging.getLogger(__name__)
 
-INDEX_COLUMN_NAMES = {"", "index", "unnamed: 0", "id", "row"}
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
-EXTRA_COLUMN = "__extra_field__"
+# A zip member is read into memory whole; larger ones must be unzipped first.
+MAX_ZIP_MEMBER_BYTES = 1 << 30
 
 
 @dataclass
@@ -54,28 +54,6 @@ class IngestResult:
     readings: pd.DataFrame
     quarantine: pd.DataFrame
     summary: dict
-
-
-class LazyLines:
-    """A text file's lines, read only when a rejected row needs its raw text.
-
-    Indexing by row position returns that row's line; `line(n)` returns line n
-    of the file (1-based).
-    """
-
-    def __init__(self, read_text, row_lines: np.ndarray):
-        self._read_text = read_text
-        self._row_lines = row_lines
-        self._lines: list[str] | None = None
-
-    def __getitem__(self, row: int) -> str:
-        return self.line(int(self._row_lines[row]))
-
-    def line(self, number: int) -> str:
-        if self._lines is None:
-            self._lines = self._read_text().splitlines()
-        index = int(number) - 1
-        return self._lines[index] if 0 <= index < len(self._lines) else ""
 
 
 def read_inputs(
@@ -95,18 +73,19 @@ def read_inputs(
         quarantine table, and the summary that `ingest.json` stores.
 
     Raises:
-        InputError: a path is missing, empty, of an unknown kind, or lacks a
-            required column.
+        InputError: a path is missing, empty, corrupt, of an unknown kind, or
+            lacks a required column.
     """
-    parts, rejected, inputs = [], [], []
+    parts, rejected, inputs, raw_lookups = [], [], [], {}
     for path in map(Path, paths):
         if not path.exists():
             raise InputError(f"input not found: {path}")
-        for readings, quarantine, kind in _read_path(path, timezone, aliases):
-            parts.append(readings)
-            rejected.append(quarantine)
-            inputs.append({"path": str(path), "format": kind,
-                           "rows": int(len(readings) + len(quarantine))})
+        for part in _read_path(path, timezone, aliases):
+            parts.append(part.readings)
+            rejected.append(part.quarantine)
+            raw_lookups[part.source] = part.raw_lookup
+            inputs.append({"path": part.source, "format": part.kind,
+                           "rows": int(len(part.readings) + len(part.quarantine))})
 
     readings = pd.concat(parts, ignore_index=True) if parts else _empty_readings()
     quarantine = pd.concat(rejected, ignore_index=True) if rejected else quarantine_frame([])
@@ -114,7 +93,7 @@ def read_inputs(
         quarantine["device"] = quarantine["device"].replace(aliases)
 
     dedupe = deduplicate(readings)
-    conflicts = _conflict_records(dedupe.conflicts)
+    conflicts = _conflict_records(dedupe, raw_lookups)
     quarantine = pd.concat([quarantine, conflicts], ignore_index=True)
     kept = dedupe.readings.drop(columns=list(PROVENANCE), errors="ignore")
     summary = summarize(inputs, kept, quarantine, dedupe.exact_duplicates,
@@ -126,8 +105,19 @@ def read_inputs(
     return IngestResult(kept, quarantine.reset_index(drop=True), summary)
 
 
-def _read_path(path: Path, timezone, aliases):
-    """Yield (readings, quarantine, kind) for each part of one input path."""
+@dataclass
+class Part:
+    """What one file or zip member gave: readings not yet deduplicated."""
+
+    readings: pd.DataFrame
+    quarantine: pd.DataFrame
+    source: str
+    kind: str
+    raw_lookup: Callable[[int], str]
+
+
+def _read_path(path: Path, timezone, aliases) -> Iterator[Part]:
+    """Yield a Part for each file of one input path."""
     if path.is_dir():
         yield from _read_folder(path, timezone, aliases)
         return
@@ -136,15 +126,20 @@ def _read_path(path: Path, timezone, aliases):
     suffix = path.suffix.lower()
     if suffix == ".zip":
         yield from _read_zip(path, timezone, aliases)
-    elif suffix in JSON_SUFFIXES:
-        yield (*_read_json_bytes(path.read_bytes(), str(path), timezone, aliases), "json")
     elif suffix == ".parquet":
-        yield (*_read_parquet(path, timezone, aliases), "parquet")
+        yield _read_parquet(path, timezone, aliases)
     else:
-        yield (*read_csv(path, timezone, aliases), "csv")
+        yield _read_bytes(path.read_bytes(), str(path), suffix, timezone, aliases)
 
 
-def _read_folder(path: Path, timezone, aliases):
+def _read_bytes(data: bytes, source: str, suffix: str, timezone, aliases) -> Part:
+    if suffix in JSON_SUFFIXES:
+        return _read_json_bytes(data, source, timezone, aliases)
+    readings, quarantine, lookup = read_csv(data, source, timezone, aliases)
+    return Part(readings, quarantine, source, "csv", lookup)
+
+
+def _read_folder(path: Path, timezone, aliases) -> Iterator[Part]:
     files = sorted(
         file for file in path.rglob("*.parquet")
         if not file.name.startswith(("quarantine", ".")) and ".tmp" not in file.name
@@ -152,53 +147,103 @@ def _read_folder(path: Path, timezone, aliases):
     if not files:
         raise InputError(f"no Parquet files in folder {path}")
     for file in files:
-        yield (*_read_parquet(file, timezone, aliases), "parquet")
+        yield _read_parquet(file, timezone, aliases)
 
 
-def _read_zip(path: Path, timezone, aliases):
-    with zipfile.ZipFile(path) as archive:
+def _read_zip(path: Path, timezone, aliases) -> Iterator[Part]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise InputError(f"invalid zip archive {path}: {error}") from error
+    with archive:
         members = [info for info in archive.infolist() if not info.is_dir()]
-        if not members:
-            raise InputError(f"zip archive has no files: {path}")
+        readable = [info for info in members
+                    if Path(info.filename).suffix.lower() in (*JSON_SUFFIXES, ".csv")]
+        if not readable:
+            names = ", ".join(info.filename for info in members) or "no files"
+            raise InputError(
+                f"zip archive {path} has no .json, .jsonl, .ndjson or .csv member ({names})"
+            )
         for info in members:
-            source = f"{path}:{info.filename}"
-            data = archive.read(info)
-            suffix = Path(info.filename).suffix.lower()
-            if suffix in JSON_SUFFIXES:
-                yield (*_read_json_bytes(data, source, timezone, aliases), "json")
-            elif suffix == ".csv":
-                yield (*read_csv(io.BytesIO(data), timezone, aliases, source_name=source), "csv")
-            else:
-                log.warning("skipped zip member %s: not .json, .jsonl, .ndjson or .csv",
-                            source)
+            if info not in readable:
+                log.warning("skipped zip member %s:%s: not .json, .jsonl, .ndjson or .csv",
+                            path, info.filename)
+                continue
+            if info.file_size > MAX_ZIP_MEMBER_BYTES:
+                raise InputError(
+                    f"zip member {path}:{info.filename} expands to {info.file_size:,} bytes, "
+                    f"over the {MAX_ZIP_MEMBER_BYTES:,}-byte limit; unzip it and pass the file"
+                )
+            try:
+                data = archive.read(info)
+            except (zipfile.BadZipFile, OSError, EOFError) as error:
+                raise InputError(f"corrupt zip member {path}:{info.filename}: {error}") from error
+            yield _read_bytes(data, f"{path}:{info.filename}",
+                              Path(info.filename).suffix.lower(), timezone, aliases)
 
 
-def _read_json_bytes(data: bytes, source: str, timezone, aliases):
-    """Parse a JSON array, one object, or JSON Lines."""
-    text = data.decode("utf-8-sig")
+def decode_json_text(data: bytes, source: str) -> str:
+    """Decode JSON bytes as UTF-8 (with or without BOM) or BOM-marked UTF-16/32.
+
+    Raises:
+        InputError: the bytes are in no such encoding.
+    """
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                       (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return data.decode(codec)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(
+            f"{source}: not UTF-8 text ({error}); JSON must be UTF-8 (RFC 8259)"
+        ) from error
+
+
+def _read_json_bytes(data: bytes, source: str, timezone, aliases) -> Part:
+    """Parse a JSON array, one JSON object, or JSON Lines."""
+    text = decode_json_text(data, source)
     stripped = text.lstrip()
     if not stripped:
         raise InputError(f"input is empty: {source}")
-    if stripped[0] == "[":
+    if stripped[0] in "[{":
         try:
-            messages = json.loads(text)
+            decoded = json.loads(text)
+        except RecursionError as error:
+            raise InputError(f"{source}: JSON nested too deeply to parse") from error
         except json.JSONDecodeError as error:
-            raise InputError(f"{source}: invalid JSON array: {error}") from error
-        return parse_messages(messages, source, first_line=1, timezone=timezone,
-                              aliases=aliases)
+            if stripped[0] == "[":
+                raise InputError(f"{source}: invalid JSON array: {error}") from error
+            decoded = None  # several objects: JSON Lines
+        if decoded is not None:
+            messages = decoded if isinstance(decoded, list) else [decoded]
+            readings, quarantine = parse_messages(messages, source, timezone=timezone,
+                                                  aliases=aliases)
+            return Part(readings, quarantine, source, "json",
+                        lambda line: _encode_message(messages, line))
     return _read_json_lines(text, source, timezone, aliases)
 
 
-def _read_json_lines(text: str, source: str, timezone, aliases):
+def _encode_message(messages: list, line: int) -> str:
+    try:
+        return json.dumps(messages[line - 1])
+    except (TypeError, ValueError, IndexError, RecursionError):
+        return ""
+
+
+def _read_json_lines(text: str, source: str, timezone, aliases) -> Part:
+    # JSON Lines ends records at \n only: a U+2028 inside a string is data.
     messages, raws, lines, rejected = [], [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
             messages.append(json.loads(line))
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:
+            detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
             rejected.append(quarantine_record(source, number, "invalid JSON", line,
-                                              detail=str(error)))
+                                              detail=detail))
             continue
         raws.append(line)
         lines.append(number)
@@ -210,101 +255,16 @@ def _read_json_lines(text: str, source: str, timezone, aliases):
         readings["_line"] = line_of[readings["_line"].to_numpy() - 1]
     if len(quarantine):
         quarantine["line"] = line_of[quarantine["line"].to_numpy() - 1]
-    return readings, pd.concat([quarantine, quarantine_frame(rejected)], ignore_index=True)
+    raw_by_line = dict(zip(lines, raws))
+    return Part(readings, pd.concat([quarantine, quarantine_frame(rejected)], ignore_index=True),
+                source, "jsonl", lambda number: raw_by_line.get(number, ""))
 
 
-def read_csv(source, timezone=None, aliases=None, source_name: str | None = None):
-    """Read one CSV export into (readings, quarantine), not yet deduplicated.
-
-    Line numbers assume one row per line (no newlines inside quoted fields).
-    Rows with more fields than the header are quarantined; rows with fewer
-    get missing values and are quarantined by the value checks.
-    """
-    name = source_name or str(source)
-    header = _read_header(source, name)
-    bad_lines: list[int] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        # One spare column catches rows with one field too many; pandas would
-        # otherwise take the first column as an index. Longer rows are skipped
-        # with a warning that names their line.
-        frame = pd.read_csv(
-            source,
-            header=None,
-            skiprows=1,
-            names=[*header, EXTRA_COLUMN],
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-            on_bad_lines="warn",
-            encoding_errors="replace",
-        )
-    for warning in caught:
-        bad_lines += [int(n) for n in re.findall(r"Skipping line (\d+)", str(warning.message))]
-
-    lines = _row_lines(len(frame), sorted(bad_lines))
-    one_too_many = frame.pop(EXTRA_COLUMN).notna().to_numpy()
-    raw = LazyLines(lambda: _read_text(source), lines)
-    rejected = [
-        quarantine_record(name, number, "wrong number of fields", raw.line(number),
-                          detail=f"expected {len(header)} fields")
-        for number in sorted([*bad_lines, *lines[one_too_many].tolist()])
-    ]
-    frame = _normalize_header(frame.loc[~one_too_many].reset_index(drop=True), name)
-    lines = lines[~one_too_many]
-    batch = Batch(frame, name, lines, LazyLines(raw._read_text, lines), rejected)
-    readings = normalize(batch, timezone=timezone, aliases=aliases)
-    return readings, quarantine_frame(batch.rejected)
-
-
-def _read_header(source, name: str) -> list[str]:
-    """Return the CSV header's field names, unquoted."""
-    if isinstance(source, io.BytesIO):
-        first = source.getvalue().split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
-    else:
-        with open(source, encoding="utf-8-sig", errors="replace") as handle:
-            first = handle.readline()
-    fields = next(csv.reader([first.strip("\r\n")]), [])
-    if not any(field.strip() for field in fields):
-        raise InputError(f"input is empty or has no header line: {name}")
-    return fields
-
-
-def _read_text(source) -> str:
-    if isinstance(source, io.BytesIO):
-        return source.getvalue().decode("utf-8", errors="replace")
-    return Path(source).read_text(encoding="utf-8", errors="replace")
-
-
-def _row_lines(count: int, bad_lines: list[int]) -> np.ndarray:
-    """Map data rows to file lines: the header is line 1, skipped lines shift rows."""
-    lines = np.arange(count, dtype="int64") + 2
-    for bad in bad_lines:
-        lines[lines >= bad] += 1
-    return lines
-
-
-def _normalize_header(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Lower-case the header, drop an index column, and check required columns."""
-    frame.columns = [str(name).strip().strip('"').lower() for name in frame.columns]
-    first = frame.columns[0] if len(frame.columns) else None
-    if first in INDEX_COLUMN_NAMES or (first or "").startswith("unnamed:"):
-        frame = frame.drop(columns=first)
-    required = ["ts", "device", *SENSORS]
-    missing = [name for name in required if name not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{source}: missing column(s) {', '.join(missing)}; found "
-            f"{', '.join(frame.columns)}; expected {', '.join(required)}"
-        )
-    extra = [name for name in frame.columns if name not in (*required, "alias")]
-    if extra:
-        log.info("%s: ignored column(s) %s", source, ", ".join(extra))
-    return frame
-
-
-def _read_parquet(path: Path, timezone, aliases):
-    frame = pd.read_parquet(path)
+def _read_parquet(path: Path, timezone, aliases) -> Part:
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as error:
+        raise InputError(f"invalid Parquet file {path}: {error}") from error
     missing = [name for name in ("device", "ts", *SENSORS) if name not in frame]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -312,18 +272,29 @@ def _read_parquet(path: Path, timezone, aliases):
     lines = np.arange(len(frame), dtype="int64") + 1
     batch = Batch(frame, str(path), lines, None)
     readings = normalize(batch, timezone=timezone, aliases=aliases)
-    return readings, quarantine_frame(batch.rejected)
+
+    def lookup(line: int) -> str:
+        row = frame.iloc[line - 1]
+        return ",".join(f"{name}={_plain(row[name])!r}" for name in frame.columns)
+
+    return Part(readings, quarantine_frame(batch.rejected), str(path), "parquet", lookup)
 
 
-def _conflict_records(conflicts: pd.DataFrame) -> pd.DataFrame:
+def _plain(value):
+    """Return numpy scalars as Python values, so raw text reads `0.5`, not `np.float64(0.5)`."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _conflict_records(dedupe: DedupeResult, raw_lookups: dict) -> pd.DataFrame:
     records = []
-    for row in conflicts.to_dict("records"):
-        fields = {name: row[name] for name in ("device", "ts", *SENSORS)}
-        raw = ",".join(f"{name}={value!r}" for name, value in fields.items())
+    for row in dedupe.conflicts.to_dict("records"):
+        source, line = str(row.get("_source", "")), int(row.get("_line", 0))
+        lookup = raw_lookups.get(source)
+        raw = lookup(line) if lookup else ""
         records.append(quarantine_record(
-            str(row.get("_source", "")), int(row.get("_line", 0)),
-            REASON_CONFLICT, raw, detail="same (device, ts) as an earlier reading "
-            "with different values", device=row["device"], ts=row["ts"]))
+            source, line, REASON_CONFLICT, raw,
+            detail="same (device, ts) as an earlier reading with different values",
+            device=row["device"], ts=row["ts"]))
     return quarantine_frame(records)
 
 

@@ -8,6 +8,8 @@ or rejected by the same rules wherever it comes from.
 from __future__ import annotations
 
 import logging
+import re
+from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,11 +32,18 @@ from iot_telemetry.data.columns import (
 
 log = logging.getLogger(__name__)
 
+NAN_TOKENS = frozenset({"nan", "-nan", "+nan"})
 TRUE_TOKENS = frozenset({"true", "t", "1", "1.0", "yes", "y", "on"})
 FALSE_TOKENS = frozenset({"false", "f", "0", "0.0", "no", "n", "off"})
 
 # Fixed reason phrases, so counts by reason stay comparable across runs.
 REASON_MISSING_DEVICE = "missing device"
+REASON_INVALID_DEVICE = "invalid device id"
+# Device ids are MAC-address-like strings; this allows any printable id up to
+# MAX_DEVICE_ID_CHARS but rejects control characters and undecodable bytes
+# (read as U+FFFD), which would otherwise pass into file and topic names.
+MAX_DEVICE_ID_CHARS = 128
+INVALID_DEVICE_CHARS = r"[\x00-\x1f\x7f\ufffd]"
 REASON_UNPARSEABLE_TS = "unparseable ts"
 REASON_IMPLAUSIBLE_TS = "implausible ts"
 REASON_CONFLICT = "conflicting duplicate"
@@ -113,9 +122,18 @@ def parse_bool_column(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """
     if pd.api.types.is_bool_dtype(values):
         return values.astype("boolean"), pd.Series(False, index=values.index)
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values.astype("float64")
+        parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
+        parsed[numbers == 1] = True
+        parsed[numbers == 0] = False
+        return parsed, numbers.notna() & ~numbers.isin([0.0, 1.0])
     tokens = values.astype("string").str.strip().str.lower()
-    is_true = tokens.isin(TRUE_TOKENS).fillna(False).astype(bool)
-    is_false = tokens.isin(FALSE_TOKENS).fillna(False).astype(bool)
+    # Numbers equal to 1 or 0 ("01", "+1", "1e0") count as true or false, the
+    # same whether pandas read the column as numbers or as text.
+    numbers = pd.to_numeric(tokens, errors="coerce")
+    is_true = (tokens.isin(TRUE_TOKENS) | (numbers == 1)).fillna(False).astype(bool)
+    is_false = (tokens.isin(FALSE_TOKENS) | (numbers == 0)).fillna(False).astype(bool)
     blank = tokens.isna() | (tokens == "")
     blank = blank.fillna(True).astype(bool)
     parsed = pd.Series(pd.NA, index=values.index, dtype="boolean")
@@ -142,19 +160,32 @@ def parse_ts_column(values: pd.Series, timezone: str | None) -> pd.Series:
     return numbers
 
 
+# ISO-8601 date and time, optional fraction and offset. Anything else (a
+# slash date, "now") is rejected rather than guessed.
+ISO_8601 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+)
+
+
 def _iso_to_epoch(text: pd.Series, timezone: str | None) -> pd.Series:
-    """Parse ISO-8601 strings one by one, so naive and offset forms can mix."""
+    """Parse ISO-8601 strings one by one, so naive and offset forms can mix.
+
+    The result is the float nearest to the exact instant: nanoseconds are
+    divided as integers, not rounded to float first. Local times that a
+    daylight-saving change makes ambiguous or skips become NaN.
+    """
     out = np.full(len(text), np.nan)
     for position, value in enumerate(text.to_numpy()):
+        if not isinstance(value, str) or not ISO_8601.match(value):
+            continue
         try:
             stamp = pd.Timestamp(value)
-        except (ValueError, TypeError):
+            if stamp.tzinfo is None:
+                stamp = stamp.tz_localize(timezone or "UTC", ambiguous="raise",
+                                          nonexistent="raise")
+        except (ValueError, TypeError, OverflowError):
             continue
-        if stamp is pd.NaT:
-            continue
-        if stamp.tzinfo is None:
-            stamp = stamp.tz_localize(timezone or "UTC", ambiguous="raise")
-        out[position] = stamp.tz_convert("UTC").value / 1e9
+        out[position] = float(Fraction(stamp.tz_convert("UTC").value, 1_000_000_000))
     return pd.Series(out, index=text.index)
 
 
@@ -190,7 +221,21 @@ def _raw_text(batch: Batch, frame: pd.DataFrame, position: int) -> str:
     if batch.raw is not None:
         return batch.raw[position]
     row = frame.iloc[position]
-    return ",".join(f"{name}={row[name]!r}" for name in frame.columns)
+    values = {name: row[name].item() if hasattr(row[name], "item") else row[name]
+              for name in frame.columns}
+    return ",".join(f"{name}={value!r}" for name, value in values.items())
+
+
+def _valid_device_ids(device: pd.Series) -> np.ndarray:
+    """Check each distinct id once: a file has few devices and many rows."""
+    pattern = re.compile(INVALID_DEVICE_CHARS)
+    invalid = [
+        value for value in device.dropna().unique()
+        if len(value) > MAX_DEVICE_ID_CHARS or pattern.search(value)
+    ]
+    if not invalid:
+        return np.ones(len(device), dtype=bool)
+    return ~device.isin(invalid).fillna(False).to_numpy(dtype=bool)
 
 
 def _truncate(raw: str) -> str:
@@ -226,6 +271,8 @@ def normalize(batch: Batch, timezone: str | None = None,
     ts = parse_ts_column(original["ts"], timezone).to_numpy(dtype="float64")
     keep = ~(device.isna() | (device == "")).to_numpy(dtype=bool)
     keep &= _reject(batch, original, ts, ~keep, REASON_MISSING_DEVICE, "")
+    invalid = keep & ~_valid_device_ids(device)
+    keep &= _reject(batch, original, ts, invalid, REASON_INVALID_DEVICE, "device")
     keep &= _reject(batch, original, ts, keep & np.isnan(ts), REASON_UNPARSEABLE_TS, "ts")
     implausible = keep & ((ts < TS_RANGE[0]) | (ts > TS_RANGE[1]))
     keep &= _reject(batch, original, ts, implausible, REASON_IMPLAUSIBLE_TS, "ts")
@@ -262,7 +309,10 @@ def _check_float(batch: Batch, original: pd.DataFrame, ts: np.ndarray, name: str
     else:
         text = column.astype("string").str.strip()
         values = pd.to_numeric(text, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        nan_text = text.str.lower().isin(NAN_TOKENS).fillna(False).to_numpy(dtype=bool)
         unparseable = np.isnan(values) & (text.notna() & (text != "")).to_numpy(dtype=bool)
+        unparseable &= ~nan_text
+        values = np.where(nan_text, np.inf, values)
     keep = keep & _reject(batch, original, ts, keep & unparseable,
                           f"unparseable number in {name}", name)
     keep &= _reject(batch, original, ts, keep & np.isnan(values), f"missing {name}", name)
@@ -298,8 +348,8 @@ def to_readings(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def epoch_to_time(ts: pd.Series) -> pd.Series:
-    """Convert float epoch seconds to a UTC timestamp column with µs resolution."""
-    micros = np.floor(ts.to_numpy(dtype="float64") * 1e6).astype("int64")
+    """Convert float epoch seconds to a UTC timestamp column, rounded to the µs."""
+    micros = np.rint(ts.to_numpy(dtype="float64") * 1e6).astype("int64")
     return pd.Series(pd.to_datetime(micros, unit="us", utc=True), index=ts.index).astype(
         READING_DTYPES["time"]
     )
@@ -328,28 +378,28 @@ def deduplicate(readings: pd.DataFrame, order: np.ndarray | None = None) -> Dedu
     codes, _ = pd.factorize(readings["device"], sort=True)
     ts = readings["ts"].to_numpy(dtype="float64")
     permutation = np.lexsort((order, ts, codes))
-    frame = readings.iloc[permutation].reset_index(drop=True)
     codes, ts = codes[permutation], ts[permutation]
 
-    repeated = np.zeros(len(frame), dtype=bool)
+    repeated = np.zeros(len(readings), dtype=bool)
     repeated[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
+    kept = readings.iloc[permutation[~repeated]].reset_index(drop=True)
     if not repeated.any():
-        return DedupeResult(frame, 0, {}, frame.iloc[0:0])
+        return DedupeResult(kept, 0, {}, readings.iloc[0:0])
 
     # Each repeat is compared with the first row of its run of equal keys.
-    run_start = np.maximum.accumulate(np.where(repeated, 0, np.arange(len(frame))))
-    repeats = np.flatnonzero(repeated)
-    firsts = run_start[repeats]
+    run_start = np.maximum.accumulate(np.where(repeated, 0, np.arange(len(readings))))
+    repeats = permutation[np.flatnonzero(repeated)]
+    firsts = permutation[run_start[np.flatnonzero(repeated)]]
+    pairs = readings.iloc[np.concatenate([repeats, firsts])]
     same = np.ones(len(repeats), dtype=bool)
     for name in SENSORS:
-        column = frame[name]
-        values = column.to_numpy(dtype=object, na_value=None)
-        same &= values[repeats] == values[firsts]
-    exact = frame.iloc[repeats[same]]
-    conflicts = frame.iloc[repeats[~same]]
+        values = pairs[name].to_numpy(dtype=object, na_value=None)
+        same &= values[: len(repeats)] == values[len(repeats) :]
+    exact = readings.iloc[repeats[same]]
+    conflicts = readings.iloc[repeats[~same]]
     by_device = exact["device"].value_counts().to_dict()
     return DedupeResult(
-        frame.iloc[np.flatnonzero(~repeated)].reset_index(drop=True),
+        kept,
         int(same.sum()),
         {str(k): int(v) for k, v in by_device.items()},
         conflicts,
