@@ -24,6 +24,17 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
         ("exact duplicates", "duplicates"),
         ("quarantined", "quarantined"),
     ],
+    "eda": [
+        ("MQ-2 max relative deviation", "mq2_max_relative_deviation"),
+        ("glitch readings", "glitch_readings"),
+        ("glitch recall", "glitch_recall"),
+        ("max KS distance", "ks_max"),
+    ],
+    "characterize": [
+        ("device classifier accuracy", "classifier_accuracy"),
+        ("majority baseline", "baseline_accuracy"),
+        ("variable devices", "variable_devices"),
+    ],
 }
 
 

@@ -1,0 +1,38 @@
+"""Builders of small readings tables for the EDA tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from iot_telemetry.data.validate import to_readings
+
+BASE_TS = 1_594_512_000.0  # 2020-07-12T00:00:00Z
+
+
+def build_readings(device: str, ts, **columns) -> pd.DataFrame:
+    """Return a readings table for one device; unspecified sensors get plain constants."""
+    ts = np.asarray(ts, dtype="float64")
+    count = len(ts)
+    defaults = {
+        "temp": np.full(count, 20.0),
+        "humidity": np.full(count, 50.0),
+        "co": np.full(count, 0.005),
+        "light": np.zeros(count, dtype=bool),
+        "motion": np.zeros(count, dtype=bool),
+    }
+    values = {**defaults, **{name: np.asarray(v) for name, v in columns.items()}}
+    frame = pd.DataFrame({"device": device, "ts": ts, **values})
+    if "lpg" not in frame:
+        from iot_telemetry.eda.mq2 import gas_from_ln_ratio, ln_ratio_from_co
+
+        ln_ratio = ln_ratio_from_co(frame["co"])
+        frame["lpg"] = gas_from_ln_ratio(ln_ratio, "lpg")
+        frame["smoke"] = gas_from_ln_ratio(ln_ratio, "smoke")
+    return to_readings(frame)
+
+
+def combine(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate per-device tables, sorted by device then ts as ingest writes them."""
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["device", "ts"], kind="stable").reset_index(drop=True)
