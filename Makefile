@@ -14,7 +14,7 @@ export PATH := $(BIN):$(PATH)
 # pip warns about each one on every lookup, which buries real messages.
 PIP_FILTER := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup run test test-fast lab bench bench-smoke mosquitto clean
+.PHONY: help setup run test test-fast lab bench bench-smoke broker serve loadtest mosquitto clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -57,6 +57,16 @@ bench: setup  ## run every benchmark at full size and write reports/benchmarks.m
 
 bench-smoke: setup  ## run every benchmark in its small smoke mode
 	$(BIN)/python benchmarks/run.py --smoke
+	$(BIN)/python benchmarks/loadtest.py --smoke
+
+broker: setup  ## start a local Mosquitto broker with the generated config (loopback)
+	iot-telemetry stream broker
+
+serve: setup  ## serve models/package on http://127.0.0.1:8080 (GET /ping, POST /invocations)
+	iot-telemetry serve
+
+loadtest: setup  ## load-test the local endpoint; writes reports/loadtest.md and a latency plot
+	$(BIN)/python benchmarks/loadtest.py
 
 mosquitto:  ## install the Mosquitto broker with apt when missing and running as root
 	@if command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; then exit 0; fi; \
