@@ -17,6 +17,10 @@ from iot_telemetry.errors import InputError
 COMMAND_MODULES = [
     "iot_telemetry.data.commands",
     "iot_telemetry.pipeline.commands",
+    "iot_telemetry.stream.commands",
+    "iot_telemetry.serving.commands",
+    "iot_telemetry.deploy.commands",
+    "iot_telemetry.anomaly.commands",
 ]
 
 
