@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from iot_telemetry.errors import InputError
+from iot_telemetry.forecast.params import ForecastSection
 
 
 class Section(BaseModel):
@@ -67,6 +68,7 @@ SECTION_MODELS: dict[str, type[Section]] = {
     "devices": Devices,
     "synthesize": Synthesize,
     "ingest": Ingest,
+    "forecast": ForecastSection,
 }
 
 

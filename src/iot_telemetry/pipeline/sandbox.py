@@ -1,8 +1,9 @@
 """Copies of the project for smoke runs and benchmarks of the whole pipeline.
 
-A copy holds the files git tracks plus uncommitted changes to them, in a
+A copy holds the files git tracks, with their uncommitted changes, in a
 fresh git repository, so `dvc repro` there cannot touch the original's
-outputs or cache.
+outputs or cache. Untracked files are left out: they may be pipeline
+outputs, which DVC refuses to write over when git tracks them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def tracked_files(root: Path) -> list[Path]:
-    """Return the files git tracks or would track (not ignored) under `root`."""
+    """Return the files git tracks under `root` that exist in the work tree."""
     listing = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        ["git", "ls-files", "--cached", "-z"],
         cwd=root, check=True, capture_output=True,
     ).stdout.decode()
     return [Path(name) for name in listing.split("\0") if name and (root / name).is_file()]
