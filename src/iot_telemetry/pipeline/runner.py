@@ -87,6 +87,8 @@ def check_parameters(notebook: Path, values: dict[str, Any]) -> dict[str, Any]:
     checked = {}
     for name, value in values.items():
         default = defaults[name]
+        if isinstance(value, tuple):
+            value = list(value)
         if default is None or value is None:
             checked[name] = value
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
