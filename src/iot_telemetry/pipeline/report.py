@@ -30,6 +30,16 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
         ("glitch recall", "glitch_recall"),
         ("max KS distance", "ks_max"),
     ],
+    "forecast": [
+        ("series backtested", "n_series"),
+        ("series ok", "series_by_status.ok"),
+        ("stage seconds", "stage_seconds"),
+    ],
+    "anomaly": [
+        ("selected detector", "selection.selected"),
+        ("selection metric", "selection.metric"),
+        ("false-alarm budget per day", "selection.max_false_alarms_per_day"),
+    ],
     "characterize": [
         ("device classifier accuracy", "classifier_accuracy"),
         ("majority baseline", "baseline_accuracy"),
@@ -62,6 +72,10 @@ def _scalar_items(metrics: dict[str, Any], limit: int = 8) -> list[tuple[str, An
     return items[:limit]
 
 
+def _metrics_link(stage: str) -> str:
+    return "deploy.json" if stage == "deploy" else f"metrics/{html.escape(stage)}.json"
+
+
 def build_index(root: Path) -> str:
     """Render the index page from reports/metrics/*.json and reports/*.html."""
     reports = root / "reports"
@@ -70,6 +84,10 @@ def build_index(root: Path) -> str:
         path.stem: json.loads(path.read_text())
         for path in sorted((reports / "metrics").glob("*.json"))
     }
+    # The deployment record sits beside the metrics, not among them.
+    deploy = reports / "deploy.json"
+    if deploy.is_file():
+        metrics["deploy"] = json.loads(deploy.read_text())
     rows = []
     for page in pages:
         rows.append(f'<li><a href="{html.escape(page.name)}">{html.escape(page.stem)}</a></li>')
@@ -88,7 +106,7 @@ def build_index(root: Path) -> str:
         )
         sections.append(
             f"<section><h2>{html.escape(stage)}</h2><table>{cells}</table>"
-            f'<p><a href="metrics/{html.escape(stage)}.json">all metrics</a></p></section>'
+            f'<p><a href="{_metrics_link(stage)}">all metrics</a></p></section>'
         )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
