@@ -154,6 +154,10 @@ def run_broker(args: argparse.Namespace) -> int:
         broker = MosquittoProcess(config, production=args.production)
         broker.start()
     except BrokerError as error:
+        if stop_requested:
+            # SIGTERM during start-up stopped the broker before it was ready.
+            log.info("mosquitto stopped by SIGTERM during start-up")
+            return 0
         raise InputError(str(error)) from error
     try:
         status = broker.stop() if stop_requested else broker.wait()
