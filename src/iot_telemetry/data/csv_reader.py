@@ -1,9 +1,9 @@
 """Read CSV exports of the Kaggle table, keeping each row's line and raw text.
 
-pandas' C parser does the parsing. This module adds what a quarantine needs
-and pandas does not report: which line each row came from (also when a
-quoted field spans lines), the raw text of a rejected row, and which rows
-had too many or too few fields.
+pandas' C parser does the parsing. This module adds three things that a
+quarantine needs and pandas does not report. These are the line each row
+came from (also when a quoted field spans lines), the raw text of a rejected
+row, and the rows with too many or too few fields.
 """
 
 from __future__ import annotations
@@ -176,8 +176,8 @@ def _row_spans(data: bytes, text: SourceText, count: int, bad_lines: list[int],
     """Return each parsed row's first and last line (1-based).
 
     When every record is one line (the usual case) this is arithmetic on the
-    line count; otherwise a quoted field spans lines, and the csv module
-    finds where each record starts.
+    line count. Otherwise a quoted field spans lines, so the csv module finds
+    where each record starts.
     """
     header = 1 if has_header else 0
     if count_lines(data) == count + header + len(bad_lines):

@@ -107,7 +107,7 @@ def read_inputs(
 
 @dataclass
 class Part:
-    """What one file or zip member gave: readings not yet deduplicated."""
+    """Readings of one file or zip member, not yet deduplicated, and its rejects."""
 
     readings: pd.DataFrame
     quarantine: pd.DataFrame

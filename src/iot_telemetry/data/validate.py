@@ -39,9 +39,10 @@ FALSE_TOKENS = frozenset({"false", "f", "0", "0.0", "no", "n", "off"})
 # Fixed reason phrases, so counts by reason stay comparable across runs.
 REASON_MISSING_DEVICE = "missing device"
 REASON_INVALID_DEVICE = "invalid device id"
-# Device ids are MAC-address-like strings; this allows any printable id up to
-# MAX_DEVICE_ID_CHARS but rejects control characters and undecodable bytes
-# (read as U+FFFD), which would otherwise pass into file and topic names.
+# Device ids are MAC-address-like strings. Any printable id up to
+# MAX_DEVICE_ID_CHARS is accepted, but control characters and undecodable
+# bytes (read as U+FFFD) are rejected because they would pass into file and
+# topic names.
 MAX_DEVICE_ID_CHARS = 128
 INVALID_DEVICE_CHARS = r"[\x00-\x1f\x7f\ufffd]"
 REASON_UNPARSEABLE_TS = "unparseable ts"
@@ -193,7 +194,7 @@ def _reject(batch: Batch, frame: pd.DataFrame, ts: np.ndarray, mask: np.ndarray,
             reason: str, column: str) -> np.ndarray:
     """Record the rows in `mask` as rejected with `reason`; return the keep mask.
 
-    `frame` holds the original values, so `detail` shows what was rejected.
+    `frame` contains the original values, so `detail` shows what was rejected.
     """
     positions = np.flatnonzero(mask)
     if len(positions):

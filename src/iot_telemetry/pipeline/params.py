@@ -31,7 +31,7 @@ class Base(Section):
 
 
 class Data(Section):
-    # "synthetic" selects the twin written by the synthesize stage; anything
+    # "synthetic" selects the twin written by the synthesize stage. Anything
     # else is a path to a Kaggle CSV, an MQTT dump or a stream capture folder.
     input: str = "synthetic"
 

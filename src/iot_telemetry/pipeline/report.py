@@ -78,6 +78,7 @@ def _metrics_link(stage: str) -> str:
 
 def build_index(root: Path) -> str:
     """Render the index page from reports/metrics/*.json and reports/*.html."""
+    # inputs
     reports = root / "reports"
     pages = sorted(reports.glob("[0-9][0-9]-*.html"))
     metrics = {
@@ -88,17 +89,18 @@ def build_index(root: Path) -> str:
     deploy = reports / "deploy.json"
     if deploy.is_file():
         metrics["deploy"] = json.loads(deploy.read_text())
+
+    # page links and one table of headline numbers per stage
     rows = []
     for page in pages:
         rows.append(f'<li><a href="{html.escape(page.name)}">{html.escape(page.stem)}</a></li>')
     sections = []
     for stage, values in metrics.items():
-        wanted = HEADLINES.get(stage)
-        items = (
-            [(label, lookup(values, key)) for label, key in wanted]
-            if wanted
-            else _scalar_items(values)
-        )
+        headlines = HEADLINES.get(stage)
+        if headlines:
+            items = [(label, lookup(values, key)) for label, key in headlines]
+        else:
+            items = _scalar_items(values)
         cells = "".join(
             f"<tr><th>{html.escape(label)}</th><td>{_format(value)}</td></tr>"
             for label, value in items
@@ -108,6 +110,7 @@ def build_index(root: Path) -> str:
             f"<section><h2>{html.escape(stage)}</h2><table>{cells}</table>"
             f'<p><a href="{_metrics_link(stage)}">all metrics</a></p></section>'
         )
+
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>IoT telemetry reports</title>

@@ -1,6 +1,6 @@
 """Copies of the project for smoke runs and benchmarks of the whole pipeline.
 
-A copy holds the files git tracks, with their uncommitted changes, in a
+A copy contains the files git tracks, with their uncommitted changes, in a
 fresh git repository, so `dvc repro` there cannot touch the original's
 outputs or cache. Untracked files are left out: they may be pipeline
 outputs, which DVC refuses to write over when git tracks them.

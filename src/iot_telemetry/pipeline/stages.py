@@ -1,4 +1,4 @@
-"""What `iot-telemetry run STAGE` does for each DVC stage.
+"""Stage dispatch for `iot-telemetry run STAGE`, one entry per DVC stage.
 
 A stage is either a Python function listed in PYTHON_STAGES, or a notebook
 `notebooks/NN-STAGE.ipynb` executed with the params.yaml section named STAGE.
