@@ -71,6 +71,23 @@ def test_rolling_previous_excludes_current_reading():
     assert mad[5] == 1.0
 
 
+@pytest.mark.parametrize(("n", "window", "min_periods"), [(80, 30, 5), (12, 30, 5), (40, 7, 0), (9, 4, 4)])
+def test_rolling_previous_matches_numpy_median(n, window, min_periods):
+    rng = np.random.default_rng(n)
+    # 0.1-resolution values repeat, as real DHT readings do.
+    values = np.round(rng.normal(20.0, 0.3, n), 1)
+    median, mad = rolling_previous(values, window, min_periods)
+    for i in range(n):
+        part = values[max(0, i - window):i]
+        if i < max(min_periods, 1):
+            assert np.isnan(median[i]), i
+            assert np.isnan(mad[i]), i
+            continue
+        # Bit for bit, so the vectorized form cannot change any score.
+        assert median[i] == np.median(part), i
+        assert mad[i] == np.median(np.abs(part - np.median(part))), i
+
+
 def test_features_are_causal():
     frame = _series()
     full = compute_features(frame, fit_profiles(frame))

@@ -177,14 +177,38 @@ def rolling_previous(values: np.ndarray, window: int, min_periods: int):
     mad = np.full(n, np.nan)
     if n > window:
         windows = sliding_window_view(values[:-1], window)
-        full = np.median(windows, axis=1)
+        counts = np.full(len(windows), window)
+        full = _median_of_first(windows, counts)
         median[window:] = full
-        mad[window:] = np.median(np.abs(windows - full[:, None]), axis=1)
-    for i in range(min_periods, min(window, n)):
-        part = values[:i]
-        median[i] = np.median(part)
-        mad[i] = np.median(np.abs(part - median[i]))
+        mad[window:] = _median_of_first(np.abs(windows - full[:, None]), counts)
+    # Positions with fewer than `window` earlier values get one row each,
+    # holding those values padded with NaN. Position 0 has no earlier values.
+    start, stop = max(min_periods, 1), min(window, n)
+    if stop > start:
+        counts = np.arange(start, stop)
+        prefix = np.where(
+            np.arange(stop - 1) < counts[:, None], values[: stop - 1], np.nan
+        )
+        median[start:stop] = _median_of_first(prefix, counts)
+        deviation = np.abs(prefix - median[start:stop, None])
+        mad[start:stop] = _median_of_first(deviation, counts)
     return median, mad
+
+
+def _median_of_first(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Return the median of the first `counts[i]` values of each row.
+
+    Equal to np.median of those values bit for bit: the middle value for an
+    odd count, the mean of the two middle values for an even one. Values
+    past each count must be NaN, which np.sort puts last, and the others
+    finite. Sorting short rows in full measured five times faster than the
+    partition inside np.median (numpy 2.4, 970 windows of 30 values).
+    """
+    ordered = np.sort(rows, axis=1)
+    index = np.arange(len(counts))
+    upper = ordered[index, counts // 2]
+    lower = ordered[index, (counts - 1) // 2]
+    return np.where(counts % 2 == 1, upper, (lower + upper) / 2.0)
 
 
 def run_seconds(values: np.ndarray, ts: np.ndarray) -> np.ndarray:
