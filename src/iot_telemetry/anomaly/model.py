@@ -216,17 +216,16 @@ class AnomalyModel:
         # Valid readings in device blocks, by ts; a repeated (device, ts)
         # keeps its first reading.
         rows = np.flatnonzero(reasons == "")
-        history = frame.iloc[rows]
-        codes = pd.factorize(history["device"])[0]
-        order = np.lexsort((history["ts"].to_numpy(), codes))
-        history, rows, codes = history.iloc[order], rows[order], codes[order]
-        ts = history["ts"].to_numpy()
+        codes = pd.factorize(frame["device"].to_numpy()[rows])[0]
+        order = np.lexsort((frame["ts"].to_numpy()[rows], codes))
+        rows, codes = rows[order], codes[order]
+        ts = frame["ts"].to_numpy()[rows]
         repeated = np.r_[False, (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])]
         reasons[rows[repeated]] = "duplicate (device, ts)"
-        history, rows = history[~repeated], rows[~repeated]
+        rows = rows[~repeated]
 
         if len(rows):
-            scored = self.score_valid(history.reset_index(drop=True))
+            scored = self.score_valid(frame.take(rows).reset_index(drop=True))
             score[rows] = scored["score"].to_numpy()
             flag[rows] = scored["flag"].to_numpy()
             status[rows] = scored["status"].to_numpy()
@@ -276,11 +275,12 @@ class AnomalyModel:
         reasons = np.where(stuck, REASON_DEVICE_STUCK, reasons)
         # Object columns stay object: inferring a string dtype per call is
         # slow on pandas 3, and `score` converts once at the end.
-        return pd.DataFrame(
-            {"score": score, "flag": flag, "status": pd.Series(status, dtype=object).to_numpy(),
-             "reasons": reasons},
-            index=readings.index, dtype=None,
-        ).astype({"status": object, "reasons": object})
+        return pd.DataFrame({
+            "score": score,
+            "flag": flag,
+            "status": pd.Series(status, index=readings.index, dtype=object),
+            "reasons": pd.Series(reasons, index=readings.index, dtype=object),
+        }, index=readings.index)
 
 
 def _same_device(features: pd.DataFrame) -> np.ndarray:
@@ -321,29 +321,39 @@ def _prepare(readings: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"readings lack column(s) {', '.join(missing)}")
     device = readings["device"]
     columns = {
-        "device": np.where(device.isna().to_numpy(), None, device.to_numpy(dtype=object)),
+        "device": pd.Series(
+            np.where(device.isna().to_numpy(), None, device.to_numpy(dtype=object)), dtype=object
+        ),
         "ts": _numbers(readings["ts"]),
     }
     for name in FLOAT_SENSORS:
         columns[name] = _numbers(readings[name])
     for name in BOOL_SENSORS:
-        columns[name] = pd.array(readings[name].to_numpy(dtype=object), dtype="boolean")
+        columns[name] = _flags(readings[name])
     context = readings["context"] if "context" in readings else None
     columns["context"] = (
         np.zeros(len(readings), dtype=bool) if context is None
-        else pd.array(context.to_numpy(dtype=object), dtype="boolean").fillna(False).to_numpy(dtype=bool)
+        else _flags(context).fillna(False).to_numpy(dtype=bool)
     )
-    frame = pd.DataFrame(columns)
-    frame["device"] = pd.Series(columns["device"], dtype=object)
-    return frame
+    return pd.DataFrame(columns)
+
+
+def _flags(values: pd.Series) -> pd.arrays.BooleanArray:
+    """Return values as a new nullable boolean array."""
+    if isinstance(values.dtype, pd.BooleanDtype):
+        return values.array.copy()
+    if values.dtype == bool:
+        return pd.arrays.BooleanArray(values.to_numpy(copy=True), np.zeros(len(values), dtype=bool))
+    return pd.array(values.to_numpy(dtype=object), dtype="boolean")
 
 
 def _invalid_reasons(frame: pd.DataFrame) -> pd.Series:
     """Return why each reading cannot be scored ("" when it can)."""
     checks: list[tuple[np.ndarray, str]] = []
-    device = frame["device"].to_numpy(dtype=object)
-    checks.append((np.array([not isinstance(d, str) or not d.strip() for d in device], dtype=bool),
-                   "device:missing"))
+    # A request has few distinct device ids, so each is checked once. NA gets code -1.
+    codes, devices = pd.factorize(frame["device"].to_numpy(dtype=object))
+    bad_device = np.array([not isinstance(d, str) or not d.strip() for d in devices] + [True])
+    checks.append((bad_device[codes], "device:missing"))
     checks.append((~np.isfinite(frame["ts"].to_numpy()), "ts:invalid"))
     for name in FLOAT_SENSORS:
         values = frame[name].to_numpy()
@@ -362,8 +372,9 @@ def _invalid_reasons(frame: pd.DataFrame) -> pd.Series:
 
     reasons = np.full(len(frame), "", dtype=object)
     for mask, text in checks:
-        for row in np.flatnonzero(mask):
-            reasons[row] = f"{reasons[row]};{text}" if reasons[row] else text
+        if mask.any():
+            marked = reasons[mask]
+            reasons[mask] = np.where(marked == "", text, marked + (";" + text))
     return pd.Series(reasons, index=frame.index, dtype=object)
 
 
