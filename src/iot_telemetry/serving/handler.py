@@ -137,28 +137,43 @@ def align_scores(readings: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
         RuntimeError: the output rows do not match the scored readings (a
             model bug, so the server returns HTTP 500).
     """
-    wanted = readings.loc[~readings["context"].to_numpy(), ["device", "ts"]]
-    if len(scores) != len(wanted):
+    scored = ~readings["context"].to_numpy(dtype=bool)
+    devices = _text_array(readings["device"])[scored]
+    stamps = readings["ts"].to_numpy(dtype="float64")[scored]
+    if len(scores) != len(devices):
         raise RuntimeError(
-            f"model returned {len(scores)} rows for {len(wanted)} readings"
+            f"model returned {len(scores)} rows for {len(devices)} readings"
         )
-    devices = wanted["device"].astype(str).to_numpy()
-    stamps = wanted["ts"].to_numpy(dtype="float64")
     same_ts = np.array_equal(
         scores["ts"].to_numpy(dtype="float64"), stamps, equal_nan=True
     )
-    if not same_ts or not (scores["device"].astype(str).to_numpy() == devices).all():
+    if not same_ts or not (_text_array(scores["device"]) == devices).all():
         raise RuntimeError("model output is not in the order of the scored readings")
     return pd.DataFrame(
         {
-            "device_id": devices,
+            "device_id": pd.Series(devices, dtype=object),
             "ts": stamps,
             "score": scores["score"].to_numpy(dtype="float64"),
             "flag": scores["flag"].to_numpy(dtype=bool),
-            "status": scores["status"].astype(str).to_numpy(),
-            "reasons": [_reason_list(value) for value in scores["reasons"].tolist()],
+            "status": pd.Series(_text_array(scores["status"]), dtype=object),
+            "reasons": pd.Series(_reason_lists(scores["reasons"]), dtype=object),
         }
     )
+
+
+def _text_array(values: pd.Series) -> np.ndarray:
+    """Return a text column as a numpy object array of str, with "<NA>" for NA."""
+    return values.to_numpy(dtype=object, na_value="<NA>")
+
+
+def _reason_lists(values: pd.Series) -> list[list[str]]:
+    """Split each of the model's ';'-joined reasons into a list ([] when missing or empty).
+
+    A batch has few distinct reasons, so each is split once and copied per row.
+    """
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object, na_value=None))
+    lists = [_reason_list(value) for value in uniques] + [[]]
+    return [lists[code].copy() for code in codes.tolist()]
 
 
 def _reason_list(value: object) -> list[str]:

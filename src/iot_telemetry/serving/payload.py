@@ -295,8 +295,14 @@ def _fast_frame(messages: list[object]) -> pd.DataFrame | None:
     columns: dict[str, object] = {"device": pd.array(devices, dtype="string"), "ts": ts}
     for position, name in enumerate(FLOAT_SENSORS):
         columns[name] = values[:, position].copy()
+    # Every flag is True, False or None here, so the nullable arrays are
+    # built from a value and a mask array without a per-element conversion.
+    flag_values = np.array(flags, dtype=object).reshape(len(messages), -1)
+    flag_missing = np.equal(flag_values, None)
     for position, name in enumerate(BOOL_SENSORS):
-        columns[name] = pd.array([row[position] for row in flags], dtype="boolean")
+        missing = flag_missing[:, position]
+        values = np.where(missing, False, flag_values[:, position]).astype(bool)
+        columns[name] = pd.arrays.BooleanArray(values, missing)
     columns["context"] = np.asarray(context, dtype=bool)
     return pd.DataFrame(columns)
 
