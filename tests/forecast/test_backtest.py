@@ -18,6 +18,7 @@ from iot_telemetry.forecast.backtest import (
     SKIPPED,
     TIMEZONE_CONVERTED,
     TOO_LITTLE_DATA,
+    UNCALIBRATED,
     make_tasks,
     plan_series,
     run_backtest,
@@ -54,7 +55,8 @@ def test_shorter_horizons_share_the_longest_cutoffs(make_daily, make_regular, ho
 def test_tasks_end_at_their_cutoff(make_daily, make_regular, hourly_params):
     plan = plan_series(make_regular(make_daily(6)), hourly_params)
     tasks = make_tasks([plan], hourly_params)
-    assert [task.cutoff for task in tasks] == plan.cutoffs
+    assert len(plan.calibration_cutoffs) == hourly_params.calibration_folds == 2
+    assert [task.cutoff for task in tasks] == [*plan.calibration_cutoffs, *plan.cutoffs]
     for task in tasks:
         assert task.train.index[-1] == task.cutoff
         assert task.train.index[0] == plan.series.values.index[0]
@@ -84,8 +86,8 @@ def test_no_model_sees_data_after_its_cutoff(make_daily, make_regular, hourly_pa
     seen_clean = list(seen)
     corrupted_run = run_backtest([corrupted], params, specs)
 
-    cutoffs = plan_series(original, params).cutoffs
-    assert [last for last, _ in seen_clean] == cutoffs
+    plan = plan_series(original, params)
+    assert [last for last, _ in seen_clean] == [*plan.calibration_cutoffs, *plan.cutoffs]
     columns = ["model", "time", "point", "lower_80", "upper_80", "lower_95", "upper_95"]
     for model in [*ALL_MODELS, "spy"]:
         clean = clean_run.forecasts.query("model == @model and cutoff == @first_cutoff")
@@ -116,7 +118,10 @@ def test_too_little_data_shortens_horizon(make_daily, make_regular, hourly_param
     result = run_backtest([make_regular(make_daily(1.5))], hourly_params)
     [plan] = result.plans
     assert plan.status == OK
-    assert plan.flags == [HORIZON_SHORTENED]
+    # The first cutoff leaves 27 h before it: a 3 h calibration fold would
+    # have 24 h of history, less than the season plus a step.
+    assert plan.flags == [HORIZON_SHORTENED, UNCALIBRATED]
+    assert plan.calibration_cutoffs == []
     assert "6 h horizon shortened to 3.0 h" in plan.notes[0]
     scores = result.scores
     assert set(scores["horizon_hours"]) == {3.0}
@@ -131,7 +136,7 @@ def test_one_day_has_no_season(make_daily, make_regular, hourly_params):
     result = run_backtest([make_regular(make_daily(1))], hourly_params)
     [plan] = result.plans
     assert plan.status == OK
-    assert plan.flags == [NO_SEASON, HORIZON_SHORTENED]
+    assert plan.flags == [NO_SEASON, HORIZON_SHORTENED, UNCALIBRATED]
     assert plan.steps == 4
     scores = result.scores
     seasonal = scores[scores["model"] == "seasonal_naive"]

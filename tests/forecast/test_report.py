@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from iot_telemetry.forecast.backtest import run_backtest
+from iot_telemetry.forecast.plots import plot_coverage
 from iot_telemetry.forecast.report import (
+    coverage_table,
     describe_device,
     describe_problems,
     metric_table,
@@ -26,7 +28,8 @@ def _fold(model, cutoff, mae, n_points=4, status="ok", mase=None, note="", hours
         "note": note, "n_train": 100, "n_points": n_points if status == "ok" else 0,
         "mae": mae, "rmse": mae, "mase": mae if mase is None else mase, "mase_lag": 24,
         "mase_scale": 1.0, "coverage_80": 0.75, "width_80": 1.0, "coverage_95": 1.0,
-        "width_95": 2.0, "fit_seconds": 0.5,
+        "width_95": 2.0, "raw_coverage_80": 0.5, "raw_coverage_95": 0.75,
+        "calibration_points": 40, "fit_seconds": 0.5,
     }
 
 
@@ -47,6 +50,24 @@ def test_summarize_pools_folds_by_points():
     assert summary.loc["ets", "skill_vs_seasonal_naive"] == pytest.approx(1 - 3.25 / 4.0)
     assert summary.loc["ets", "skill_vs_naive"] == pytest.approx(1 - 3.25 / 5.0)
     assert summary.loc["seasonal_naive", "skill_vs_seasonal_naive"] == pytest.approx(0.0)
+
+
+def test_summarize_coverage_standard_error():
+    folds = [_fold("ets", f"2020-07-1{day}", 1.0) | {"coverage_80": cover}
+             for day, cover in ((5, 0.6), (6, 0.8), (7, 1.0))]
+    summary = summarize(pd.DataFrame(folds))
+    [row] = summary.to_dict("records")
+    assert row["coverage_80"] == pytest.approx(0.8)
+    assert row["coverage_80_se"] == pytest.approx(0.2 / np.sqrt(3))
+    assert row["raw_coverage_80"] == pytest.approx(0.5)
+    assert row["calibration_points"] == 40
+    table = coverage_table(summary, select_models(summary, "mae"))
+    assert table.index.tolist() == [("dev", "temp", 6.0, "ets")]
+    assert table.loc[("dev", "temp", 6.0, "ets"), "coverage_80"] == pytest.approx(0.8)
+    fig = plot_coverage(table)
+    [ax] = fig.axes
+    assert ax.get_ylim() == (0, 1.02)
+    assert [text.get_text() for text in ax.get_xticklabels()] == ["dev\ntemp\nETS"]
 
 
 def test_summarize_partial_and_skipped_status():
@@ -106,8 +127,12 @@ def test_describe_device_reads_the_numbers():
     assert text == (
         "**dev**: temp is best forecast by ETS: 6 h ahead its MAE is 0.21 °C, against "
         "0.35 °C for seasonal naive and 0.48 °C for naive, and its 80 % interval held "
-        "75% of the readings."
+        "75% of the readings (50% before calibration)."
     )
+    uncalibrated = pd.DataFrame([_fold("ets", "2020-07-15", 0.21) | {"calibration_points": 0}])
+    summary = summarize(uncalibrated)
+    text = describe_device(summary, select_models(summary, "mae"), "dev")
+    assert text.endswith("its 80 % interval held 75% of the readings (not calibrated).")
 
 
 def test_describe_device_without_seasonal_baseline():
@@ -126,6 +151,9 @@ def test_report_tables_on_a_backtest(make_daily, make_regular, hourly_params):
     summary = summarize(result.scores)
     table = metric_table(summary)
     assert "fit_seconds" not in table.columns
+    # One day leaves no room for calibration folds: coverage is the models' own.
+    scored = table[table["status"] == "ok"]
+    assert (scored["coverage_80"] == scored["raw_coverage_80"]).all()
     assert len(table) == 4
     problems = problem_table(result.scores).set_index("model")
     assert problems.loc["seasonal_naive", "status"] == "skipped"
@@ -145,6 +173,7 @@ def test_note_lines_group_shared_notes(make_daily, make_regular, hourly_params):
               make_regular(make_daily(6) * 0 + 20, device="c")]
     result = run_backtest(series, hourly_params.model_copy(update={"models": ["naive"]}))
     lines = note_lines(result.plans)
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0].startswith("- **a/temp, b/temp**: 24.0 h of data is too little")
-    assert lines[2].startswith("- **c/temp**: constant series")
+    assert lines[2].startswith("- **a/temp, b/temp**: no room for a calibration fold of 4.0 h")
+    assert lines[3].startswith("- **c/temp**: constant series")

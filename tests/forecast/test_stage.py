@@ -55,7 +55,13 @@ def test_outputs_written(mixed_run, tmp_path):
     # 2 backtested series x 3 models x 3 folds x 2 horizons, plus one skipped
     # row per model and horizon for each of the 4 unusable series.
     assert len(backtest) == 2 * 3 * 3 * 2 + 4 * 3 * 2
-    assert {"mae", "rmse", "mase", "coverage_80", "width_95", "fit_seconds"} <= set(backtest)
+    assert {"mae", "rmse", "mase", "coverage_80", "width_95", "fit_seconds",
+            "raw_coverage_80", "calibration_points"} <= set(backtest)
+    # Each lead band (1-3 h, 4-6 h) gets 3 scores from each of the 2 folds
+    # before a fold, under the 10 a band needs: no fold here is calibrated.
+    ok = backtest[backtest["status"] == "ok"]
+    assert (ok["calibration_points"] == 0).all()
+    np.testing.assert_allclose(ok["coverage_80"], ok["raw_coverage_80"])
 
     lead = pd.read_csv(paths["lead_errors_path"])
     assert list(lead.columns) == ["lead_hours", "naive", "seasonal_naive", "ets"]
@@ -74,6 +80,14 @@ def test_selection_has_fitted_params(mixed_run, tmp_path):
     assert normal["params"]
     assert normal["fitted_on"]["n_points"] == 144
     assert set(normal["backtest"]) == {"3h", "6h"}
+    # Interval scales for forecasts from the refit: leads up to 3 h, then to 6 h,
+    # from the last 2 folds (calibration_folds). That is 2 x 3 scores per band,
+    # under the 10 a band needs, so the model's own intervals stay.
+    near, far = normal["interval_scales"]
+    assert (near["first_lead_hours"], near["last_lead_hours"]) == (1.0, 3.0)
+    assert (far["first_lead_hours"], far["last_lead_hours"]) == (4.0, 6.0)
+    assert near["n_points"] == far["n_points"] == 2 * 3
+    assert not near["calibrated"] and near["scale_80"] == far["scale_95"] == 1.0
     stuck = selected["series"]["stuck/humidity"]
     assert stuck["model"] is None
     assert "constant series" in stuck["reason"]
@@ -99,8 +113,8 @@ def test_real_day_fits_what_it_can(mqtt_capture):
     params = load_forecast_params(models=["naive", "seasonal_naive", "ets"], n_jobs=1)
     run = run_forecast(readings, params)
     assert {plan.status for plan in run.result.plans} == {"ok"}
-    assert {tuple(plan.flags) for plan in run.result.plans} == {("no_season",
-                                                                 "horizon_shortened")}
+    assert {tuple(plan.flags) for plan in run.result.plans} == {
+        ("no_season", "horizon_shortened", "uncalibrated")}
     summary = run.summary
     assert set(summary["horizon_hours"]) == {6.0}
     seasonal = summary[summary["model"] == "seasonal_naive"]

@@ -25,6 +25,7 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from iot_telemetry.forecast.base import LEVELS, ModelOptions
+from iot_telemetry.forecast.calibrate import BandScale, apply_scales, band_edges, fit_scales
 from iot_telemetry.forecast.metrics import mase_scale, score
 from iot_telemetry.forecast.models import MODELS, ModelSpec
 from iot_telemetry.forecast.params import ForecastParams
@@ -43,6 +44,7 @@ HORIZON_SHORTENED = "horizon_shortened"
 NO_SEASON = "no_season"
 LONG_GAPS = "long_gaps"
 TIMEZONE_CONVERTED = "timezone_converted"
+UNCALIBRATED = "uncalibrated"
 
 # Model run status.
 FITTED = "ok"
@@ -70,6 +72,9 @@ class SeriesPlan:
         cutoffs: last training label of each fold, oldest first.
         steps: forecast length in grid steps (the longest window).
         windows: one per requested horizon.
+        calibration_cutoffs: last training label of each calibration fold,
+            oldest first, all before `cutoffs[0]`; their forecasts are not
+            scored, they calibrate the intervals of the folds after them.
     """
 
     series: RegularSeries
@@ -79,6 +84,7 @@ class SeriesPlan:
     cutoffs: list[pd.Timestamp] = field(default_factory=list)
     steps: int = 0
     windows: list[Window] = field(default_factory=list)
+    calibration_cutoffs: list[pd.Timestamp] = field(default_factory=list)
 
 
 @dataclass
@@ -122,13 +128,18 @@ class BacktestResult:
         plans: one SeriesPlan per series.
         scores: one row per device, target, model, requested horizon and
             cutoff, with status, note and metrics (NaN where not scored).
-        forecasts: one row per forecast step of the longest window, with the
-            actual value and the MASE scale of its fold.
+        forecasts: one row per forecast step of the longest window of each
+            scored fold, calibrated, with the actual value and the MASE scale
+            of its fold.
+        interval_scales: per (device, target, model), the band scales fitted
+            on the last `calibration_folds` folds' raw forecasts, for forecasts
+            after the last reading.
     """
 
     plans: list[SeriesPlan]
     scores: pd.DataFrame
     forecasts: pd.DataFrame
+    interval_scales: dict[tuple[str, str, str], list[BandScale]] = field(default_factory=dict)
 
 
 def _hours(steps: int, step: pd.Timedelta) -> float:
@@ -174,7 +185,39 @@ def plan_series(series: RegularSeries, params: ForecastParams) -> SeriesPlan:
     positions = [n - 1 - steps * k for k in range(params.n_cutoffs, 0, -1)]
     plan.cutoffs = [series.values.index[p] for p in positions]
     _add_windows(plan, params)
+    _add_calibration_folds(plan, params, positions[0])
     return plan
+
+
+def _add_calibration_folds(plan: SeriesPlan, params: ForecastParams, first: int) -> None:
+    """Add up to `calibration_folds` cutoffs, one horizon apart, before position `first`.
+
+    A calibration fold needs the same history before its cutoff as the first
+    scored fold (the season plus a step, unless the series runs without it).
+    Fewer folds than requested are noted; none at all flags UNCALIBRATED.
+    """
+    if params.calibration_folds == 0:
+        return
+    need = max(2, params.hours_to_steps(params.min_train_hours))
+    if NO_SEASON not in plan.flags:
+        need = max(need, params.season_steps + 1)
+    positions = [first - plan.steps * k for k in range(params.calibration_folds, 0, -1)]
+    positions = [p for p in positions if p + 1 >= need]
+    plan.calibration_cutoffs = [plan.series.values.index[p] for p in positions]
+    if len(positions) == params.calibration_folds:
+        return
+    window = _text_hours(plan.steps, params.step)
+    if not positions:
+        plan.flags.append(UNCALIBRATED)
+        plan.notes.append(
+            f"no room for a calibration fold of {window} before the first cutoff: the "
+            "intervals are the models' own, not calibrated"
+        )
+    else:
+        plan.notes.append(
+            f"{len(positions)} of {params.calibration_folds} calibration folds of {window} fit "
+            "before the first cutoff"
+        )
 
 
 def _forecast_steps(plan: SeriesPlan, params: ForecastParams) -> int | None:
@@ -270,7 +313,7 @@ def make_tasks(
     for plan in plans:
         if plan.status != OK:
             continue
-        for cutoff in plan.cutoffs:
+        for cutoff in [*plan.calibration_cutoffs, *plan.cutoffs]:
             train = plan.series.values.loc[:cutoff]
             if train.index[-1] > cutoff:
                 raise RuntimeError(f"training slice ends after its cutoff {cutoff}")
@@ -414,41 +457,90 @@ def run_backtest(
     log.info("backtest fits took %.1f s", time.perf_counter() - started)
 
     runs = [run for batch in batches for run in batch]
-    scores, forecasts = score_runs(plans, runs, params)
-    return BacktestResult(plans, scores, forecasts)
+    scores, forecasts, scales = score_runs(plans, runs, params)
+    return BacktestResult(plans, scores, forecasts, scales)
 
 
 def score_runs(
     plans: list[SeriesPlan], runs: list[ModelRun], params: ForecastParams
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score each run against the readings after its cutoff, for each window."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Calibrate each run's intervals, then score it against the readings after its cutoff.
+
+    Runs of one series and model are taken oldest first, so each scored fold
+    is calibrated on the raw forecasts of the `calibration_folds` folds just
+    before it (calibration folds or scored ones), as far as their readings
+    reach its cutoff. Older folds are left out: they trained on less history
+    and missed by more, so they would widen later intervals too much.
+    Calibration folds are not scored. The scores keep the uncalibrated
+    coverage too.
+
+    Returns:
+        The score table, the calibrated forecast steps, and per series and
+        model the scales fitted on all its folds (see BacktestResult).
+    """
     by_series = {(p.series.device, p.series.target): p for p in plans}
     rows, steps = [], []
-    for run in runs:
+    history: dict[tuple[str, str, str], list[pd.DataFrame]] = {}
+    for run in sorted(runs, key=lambda r: (r.device, r.target, r.model, r.cutoff)):
         plan = by_series[(run.device, run.target)]
         actual = plan.series.values
+        earlier = history.setdefault((run.device, run.target, run.model), [])
+        raw = None if run.forecast is None else _step_frame(run, run.forecast, actual)
+        if run.cutoff in plan.calibration_cutoffs:
+            if raw is not None:
+                earlier.append(raw)
+            continue
+        forecast, bands = run.forecast, []
+        if forecast is not None and params.calibration_folds:
+            edges = band_edges([window.steps for window in plan.windows])
+            recent = earlier[-params.calibration_folds:]
+            past = pd.concat(recent, ignore_index=True) if recent else raw.iloc[:0]
+            bands = fit_scales(past, run.cutoff, edges)
+            forecast = apply_scales(run.forecast, bands)
+        if raw is not None:
+            earlier.append(raw)
         scale, lag = mase_scale(actual.loc[: run.cutoff], params.season_steps)
         for window in plan.windows:
             row = _row(plan, run.model, window, run.cutoff)
             row.update(status=run.status, note=run.note, variant=run.variant,
                        n_train=run.n_train, fit_seconds=run.fit_seconds,
                        mase_lag=lag, mase_scale=scale)
-            if run.forecast is not None:
-                row.update(score(actual, run.forecast.iloc[: window.steps], scale))
+            if forecast is not None:
+                row.update(score(actual, forecast.iloc[: window.steps], scale))
+                uncalibrated = score(actual, run.forecast.iloc[: window.steps], scale)
+                for level in LEVELS:
+                    row[f"raw_coverage_{level}"] = uncalibrated[f"coverage_{level}"]
+                row["calibration_points"] = sum(
+                    band.n_points for band in bands
+                    if band.calibrated and band.first_lead <= window.steps)
             rows.append(row)
-        if run.forecast is not None:
-            frame = run.forecast.copy()
-            frame["actual"] = actual.reindex(frame.index).to_numpy()
-            frame["lead_steps"] = np.arange(1, len(frame) + 1)
-            frame["scale"] = scale
-            frame = frame.rename_axis("time").reset_index()
-            frame.insert(0, "cutoff", run.cutoff)
-            frame.insert(0, "model", run.model)
-            frame.insert(0, "target", run.target)
-            frame.insert(0, "device", run.device)
-            steps.append(frame)
+        if forecast is not None:
+            steps.append(_step_frame(run, forecast, actual, scale))
     rows += _unplanned_rows(plans, params)
-    return _score_frame(rows), _forecast_frame(steps)
+    final = {}
+    if params.calibration_folds:
+        for key, frames in history.items():
+            if frames:
+                windows = by_series[key[:2]].windows
+                recent = pd.concat(frames[-params.calibration_folds:], ignore_index=True)
+                final[key] = fit_scales(recent, None,
+                                        band_edges([window.steps for window in windows]))
+    return _score_frame(rows), _forecast_frame(steps), final
+
+
+def _step_frame(run: ModelRun, forecast: pd.DataFrame, actual: pd.Series,
+                scale: float = float("nan")) -> pd.DataFrame:
+    """Lay out a forecast as one row per step, with its reading and lead."""
+    frame = forecast.copy()
+    frame["actual"] = actual.reindex(frame.index).to_numpy()
+    frame["lead_steps"] = np.arange(1, len(frame) + 1)
+    frame["scale"] = scale
+    frame = frame.rename_axis("time").reset_index()
+    frame.insert(0, "cutoff", run.cutoff)
+    frame.insert(0, "model", run.model)
+    frame.insert(0, "target", run.target)
+    frame.insert(0, "device", run.device)
+    return frame
 
 
 def _row(plan: SeriesPlan, model: str, window: Window, cutoff) -> dict:
@@ -483,6 +575,7 @@ SCORE_COLUMNS = (
     "series_status", "series_flags", "status", "variant", "note", "n_train", "n_points",
     "mae", "rmse", "mase", "mase_lag", "mase_scale",
     *[f"{kind}_{level}" for level in LEVELS for kind in ("coverage", "width")],
+    *[f"raw_coverage_{level}" for level in LEVELS], "calibration_points",
     "fit_seconds",
 )
 
@@ -492,9 +585,10 @@ def _score_frame(rows: list[dict]) -> pd.DataFrame:
     frame["cutoff"] = pd.to_datetime(frame["cutoff"], utc=True)
     for name in ("device", "target", "model", "series_status", "series_flags", "status",
                  "variant", "note"):
-        frame[name] = frame[name].fillna("").astype("string")
+        frame[name] = frame[name].astype("string").fillna("")
     frame["n_train"] = frame["n_train"].fillna(0).astype("int64")
     frame["n_points"] = frame["n_points"].fillna(0).astype("int64")
+    frame["calibration_points"] = frame["calibration_points"].fillna(0).astype("int64")
     frame["mase_lag"] = frame["mase_lag"].astype("Int64")
     return frame.sort_values(
         ["device", "target", "requested_horizon_hours", "model", "cutoff"], kind="stable"

@@ -32,6 +32,9 @@ class ForecastSection(BaseModel):
     horizons_hours: list[float] = Field(default_factory=lambda: [6.0, 24.0])
     # A rolling-origin backtest needs several folds to say anything; 3 is the least.
     n_cutoffs: int = Field(3, ge=3)
+    # Extra folds before the first cutoff whose forecasts only calibrate the
+    # intervals of later folds (forecast/calibrate.py); 0 keeps the models' own.
+    calibration_folds: int = Field(2, ge=0)
     min_train_hours: float = Field(6.0, gt=0)
     min_horizon_hours: float = Field(1.0, gt=0)
     models: list[Literal[MODEL_NAMES]] = Field(default_factory=lambda: list(MODEL_NAMES))

@@ -105,6 +105,46 @@ def plot_skill(summary: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def plot_coverage(coverage: pd.DataFrame) -> plt.Figure:
+    """Draw the selected models' 80 % coverage before and after calibration.
+
+    There is one panel per horizon. Each series gets an arrow from its raw
+    coverage to the calibrated one, with a bar of one standard error across
+    folds. The shaded band is 75-85 %.
+
+    Args:
+        coverage: `report.coverage_table`.
+    """
+    frame = coverage.reset_index()
+    horizons = sorted(frame["requested_horizon_hours"].unique())
+    fig, axes = plt.subplots(1, len(horizons), figsize=(5.5 * len(horizons), 3.8),
+                             squeeze=False, sharey=True)
+    for ax, hours in zip(axes[0], horizons):
+        rows = frame[frame["requested_horizon_hours"] == hours].reset_index(drop=True)
+        positions = np.arange(len(rows))
+        ax.axhspan(0.75, 0.85, color="tab:green", alpha=0.12, lw=0, label="75-85 %")
+        ax.axhline(0.80, color="tab:green", lw=0.8)
+        ax.scatter(positions, rows["raw_coverage_80"], color="grey", marker="o",
+                   label="model's own interval")
+        ax.errorbar(positions, rows["coverage_80"], yerr=rows["coverage_80_se"], fmt="D",
+                    color="tab:blue", capsize=3, label="calibrated (+- 1 s.e.)")
+        for x, raw, calibrated in zip(positions, rows["raw_coverage_80"], rows["coverage_80"]):
+            ax.annotate("", (x, calibrated), (x, raw),
+                        arrowprops={"arrowstyle": "->", "color": "grey", "lw": 0.8})
+        labels = [f"{d[-5:]}\n{t}\n{LABELS.get(m, m)}"
+                  for d, t, m in zip(rows["device"], rows["target"], rows["model"])]
+        ax.set_xticks(positions, labels, fontsize=7)
+        used = rows["horizon_hours"].max() if len(rows) else hours
+        suffix = f" (used {used:g} h)" if used < hours else ""
+        ax.set_title(f"{hours:g} h ahead{suffix}", fontsize=10)
+        ax.set_ylim(0, 1.02)
+    axes[0, 0].set_ylabel("share of readings inside the 80 % interval")
+    axes[0, -1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("80 % interval coverage of the selected models, before and after calibration")
+    fig.tight_layout()
+    return fig
+
+
 def save_figure(fig: plt.Figure, figures_dir: str, name: str) -> Path | None:
     """Save `fig` as figures_dir/name.png; an empty figures_dir saves nothing."""
     if not figures_dir:

@@ -11,6 +11,7 @@ from iot_telemetry.forecast.backtest import FITTED, BacktestResult, SeriesPlan
 from iot_telemetry.forecast.base import LEVELS, json_number
 
 GROUP = ["device", "target", "requested_horizon_hours", "model"]
+RAW_COVERAGE = tuple(f"raw_coverage_{level}" for level in LEVELS)
 UNITS = {"temp": "°C", "humidity": "% RH", "co": "ppm", "lpg": "ppm", "smoke": "ppm"}
 LABELS = {
     "naive": "naive",
@@ -26,7 +27,8 @@ def summarize(scores: pd.DataFrame) -> pd.DataFrame:
 
     MAE, RMSE, coverage and width are pooled over all scored points of the
     folds; MASE is the mean of the folds' MASE, since each fold has its own
-    in-sample scale. `status` is "ok" when every fold was scored, "partial"
+    in-sample scale. coverage_L_se is the standard error of the mean of the
+    folds' coverage, and raw_coverage_L the coverage before calibration. `status` is "ok" when every fold was scored, "partial"
     when some were, else the folds' common status ("skipped" or "failed").
     Skill columns compare MAE with each baseline on the same series and
     horizon: 1 - MAE / MAE_baseline (positive is better, NaN without it).
@@ -68,14 +70,21 @@ def _pool(keys: tuple, group: pd.DataFrame) -> dict:
 
     # Metrics pooled over the scored points of all folds.
     if n.sum() == 0:
-        for name in ("mae", "rmse", "mase", *_interval_names()):
+        for name in ("mae", "rmse", "mase", *_interval_names(), *RAW_COVERAGE):
             row[name] = float("nan")
     else:
         row["mae"] = float(np.average(scored["mae"], weights=n))
         row["rmse"] = float(np.sqrt(np.average(scored["rmse"] ** 2, weights=n)))
         row["mase"] = float(scored["mase"].mean())
-        for name in _interval_names():
+        for name in (*_interval_names(), *RAW_COVERAGE):
             row[name] = float(np.average(scored[name], weights=n))
+    # Folds are few and errors within a fold are correlated, so the spread of
+    # per-fold coverage shows how far the pooled coverage could move by chance.
+    for level in LEVELS:
+        folds = scored[f"coverage_{level}"].to_numpy(dtype="float64")
+        row[f"coverage_{level}_se"] = (float(folds.std(ddof=1) / np.sqrt(len(folds)))
+                                       if len(folds) > 1 else float("nan"))
+    row["calibration_points"] = int(fitted["calibration_points"].min()) if len(fitted) else 0
     row["fit_seconds"] = float(fitted["fit_seconds"].mean()) if len(fitted) else float("nan")
     return row
 
@@ -165,7 +174,7 @@ def _model_metrics(row) -> dict:
     metrics = {"status": row.status}
     if row.note:
         metrics["note"] = row.note
-    for name in ("mae", "rmse", "mase", *_interval_names(), "fit_seconds",
+    for name in ("mae", "rmse", "mase", *_interval_names(), *RAW_COVERAGE, "fit_seconds",
                  "skill_vs_seasonal_naive", "skill_vs_naive"):
         metrics[name] = json_number(getattr(row, name))
     return metrics
@@ -202,11 +211,27 @@ def describe_device(summary: pd.DataFrame, selection: pd.DataFrame, device: str)
             f"{row.target} is best forecast by {LABELS.get(row.model, row.model)}: "
             f"{chosen['horizon_hours']:g} h ahead its MAE is {chosen['mae']:.2f} {unit}"
             f"{against}, and its 80 % interval held {chosen['coverage_80']:.0%} of the "
-            "readings."
+            f"readings{_calibration_clause(chosen)}."
         )
     if not sentences:
         return f"**{device}**: no series."
     return f"**{device}**: " + " ".join(sentences)
+
+
+def _calibration_clause(chosen: pd.Series) -> str:
+    """Say what the interval held before calibration, when it was calibrated."""
+    if chosen["calibration_points"] <= 0 or not np.isfinite(chosen["raw_coverage_80"]):
+        return " (not calibrated)"
+    return f" ({chosen['raw_coverage_80']:.0%} before calibration)"
+
+
+def coverage_table(summary: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
+    """Return the selected models' coverage before and after calibration, per horizon."""
+    chosen = selection.dropna(subset=["model"])[["device", "target", "model"]]
+    rows = summary.merge(chosen, on=["device", "target", "model"])
+    columns = ["horizon_hours", "raw_coverage_80", "coverage_80", "coverage_80_se",
+               "raw_coverage_95", "coverage_95", "coverage_95_se", "calibration_points"]
+    return rows.set_index(GROUP)[columns]
 
 
 def scaled_error_by_lead(
@@ -260,8 +285,9 @@ def metric_table(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
     Fit time is left out because it changes from run to run.
     """
-    columns = ["status", "horizon_hours", "mae", "rmse", "mase", "coverage_80", "width_80",
-               "coverage_95", "width_95", "skill_vs_seasonal_naive"]
+    columns = ["status", "horizon_hours", "mae", "rmse", "mase", "raw_coverage_80",
+               "coverage_80", "width_80", "raw_coverage_95", "coverage_95", "width_95",
+               "skill_vs_seasonal_naive"]
     return summary.set_index(GROUP)[columns].round(digits)
 
 

@@ -90,7 +90,7 @@ def run_forecast(readings: pd.DataFrame, params: ForecastParams) -> ForecastRun:
     result = run_backtest(series, params)
     summary = summarize(result.scores)
     selection = select_models(summary, params.selection_metric)
-    selected = refit_selected(result.plans, selection, summary, params)
+    selected = refit_selected(result, selection, summary, params)
     metrics = metrics_document(result, summary, selection, settings_of(params))
     lead_errors = scaled_error_by_lead(result.forecasts, params.step / pd.Timedelta(minutes=1),
                                        list(params.models))
@@ -116,7 +116,7 @@ def settings_of(params: ForecastParams) -> dict:
 
 
 def refit_selected(
-    plans: list[SeriesPlan],
+    result: BacktestResult,
     selection: pd.DataFrame,
     summary: pd.DataFrame,
     params: ForecastParams,
@@ -125,8 +125,12 @@ def refit_selected(
 
     The refit uses the same code path as a backtest fold, with the cutoff at
     the last grid label, so its variant (with or without season) and its
-    fitted parameters are the ones a forecast from now on would use.
+    fitted parameters are the ones a forecast from now on would use. Each
+    entry carries the interval scales fitted on the model's latest backtest folds
+    (forecast/calibrate.py); a forecast from the refit multiplies its
+    half-intervals by them, band by band.
     """
+    plans = result.plans
     chosen = selection.dropna(subset=["model"]).set_index(["device", "target"])["model"]
     refits: list[Task] = []
     for task in make_tasks(_full_history_plans(plans), params):
@@ -162,6 +166,8 @@ def refit_selected(
                 fitted_on={"start": values.index[0].isoformat(),
                            "end": values.index[-1].isoformat(), "n_points": run.n_train},
                 params=run.params if run.status == FITTED else {},
+                interval_scales=[band.as_dict(params.step) for band in
+                                 result.interval_scales.get((*key, row.model), [])],
                 backtest=_backtest_metrics(summary, key, row.model),
             )
         document["series"][f"{row.device}/{row.target}"] = entry
