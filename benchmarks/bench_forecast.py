@@ -3,12 +3,13 @@
     python benchmarks/bench_forecast.py [--smoke]
 
 Full size: the 8-day twin (generate_twin(8, 0)) with the `forecast` section
-of params.yaml (5-minute grid, horizons 6 h and 24 h, 3 folds, 2 jobs). The
-library run (series, backtest, refit) is timed in a fresh process, and again
-with one job as the baseline of the parallel speed-up. The stage is then
-timed on the same readings as `iot-telemetry run forecast` runs it, with
-the papermill kernel, plots and HTML. Fit times are wall times inside the
-workers, so they grow when other processes share the cores.
+of params.yaml (5-minute grid, horizons 6 h and 24 h, 3 scored folds after 2
+calibration folds, 2 jobs). The library run (series, backtest, refit) is
+timed in a fresh process, and again with one job as the baseline of the
+parallel speed-up. The stage is then timed on the same readings as
+`iot-telemetry run forecast` runs it, with the papermill kernel, plots and
+HTML. Fit times are wall times inside the workers, so they grow when other
+processes share the cores.
 
 Smoke mode: a 2.5-day twin of one target on a 15-minute grid with 1 h and
 3 h horizons, library run only.
@@ -136,11 +137,13 @@ def main() -> int:
         "",
         f"Twin of {days:g} days ({library['readings']:,} readings), "
         f"{settings['resample_rule']} grid, horizons {settings['horizons_hours']} h, "
-        f"{settings['n_cutoffs']} folds, {settings['n_jobs']} job(s), "
+        f"{settings['n_cutoffs']} scored folds after {settings.get('calibration_folds', 0)} "
+        f"calibration folds, {settings['n_jobs']} job(s), "
         f"{library['series']} series. Each library run is a fresh process.",
         "",
-        f"- Library run (series, backtest, refit): **{library['seconds']:.1f} s**; its fits "
-        f"add up to {fit_total:.1f} s.",
+        f"- Library run (series, backtest, refit): **{library['seconds']:.1f} s**; the fits "
+        f"of its scored folds add up to {fit_total:.1f} s (the table below; calibration "
+        "folds and refits come on top).",
     ]
     if serial is not None:
         lines.append(f"- Same run with 1 job: {serial['seconds']:.1f} s, so "
