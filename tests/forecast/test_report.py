@@ -14,6 +14,7 @@ from iot_telemetry.forecast.report import (
     describe_problems,
     metric_table,
     note_lines,
+    plan_table,
     problem_table,
     select_models,
     summarize,
@@ -177,3 +178,13 @@ def test_note_lines_group_shared_notes(make_daily, make_regular, hourly_params):
     assert lines[0].startswith("- **a/temp, b/temp**: 24.0 h of data is too little")
     assert lines[2].startswith("- **a/temp, b/temp**: no room for a calibration fold of 4.0 h")
     assert lines[3].startswith("- **c/temp**: constant series")
+
+
+def test_plan_table_counts_calibration_folds(make_daily, make_regular, hourly_params):
+    series = [make_regular(make_daily(6), device="long"),
+              make_regular(make_daily(1), device="short")]
+    table = plan_table(run_backtest(series, hourly_params).plans)
+    assert table.loc[("long", "temp"), "folds"] == 3
+    assert table.loc[("long", "temp"), "calibration_folds"] == 2
+    assert table.loc[("short", "temp"), "calibration_folds"] == 0
+    assert "uncalibrated" in table.loc[("short", "temp"), "flags"]

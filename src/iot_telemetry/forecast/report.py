@@ -275,6 +275,7 @@ def plan_table(plans: list[SeriesPlan]) -> pd.DataFrame:
             "status": plan.status,
             "flags": ", ".join(plan.flags),
             "folds": len(plan.cutoffs),
+            "calibration_folds": len(plan.calibration_cutoffs),
             "horizon_hours": round(hours(plan.steps), 2),
         })
     return pd.DataFrame.from_records(rows).set_index(["device", "target"])
