@@ -626,3 +626,28 @@ def test_reading_changes_match_real_capture(twin, real_readings, device, sensor)
     twin_share = change_share(without_glitches(rows, truth))
     real_share = change_share(real_readings)
     assert abs(twin_share - real_share) < 0.07, (twin_share, real_share)
+
+
+def long_runs(frame: pd.DataFrame, sensor: str, minimum_s: float) -> np.ndarray:
+    """Durations (s) of the runs of one value that last longer than minimum_s."""
+    ts = frame["ts"].to_numpy()
+    values = frame[sensor].to_numpy()
+    starts = np.flatnonzero(np.r_[True, np.diff(values) != 0])
+    ends = np.r_[starts[1:] - 1, len(values) - 1]
+    durations = ts[ends] - ts[starts]
+    return durations[durations > minimum_s]
+
+
+@pytest.mark.parametrize("sensor, minimum_s", [("temp", 400.0), ("humidity", 200.0)])
+def test_b8_27_long_runs_match_real_capture(twin, real_readings, sensor, minimum_s):
+    """Runs of one value on b8:27, from which a model learns its stuck-at limits."""
+    rows, truth = twin
+    device = "b8:27:eb:bf:9d:51"
+    real = device_rows(real_readings, device)
+    span_days = (real["ts"].max() - real["ts"].min()) / DAY_S
+    twin_runs = long_runs(device_rows(without_glitches(rows, truth), device), sensor, minimum_s)
+    real_runs = long_runs(real, sensor, minimum_s)
+    twin_rate, real_rate = len(twin_runs) / 8, len(real_runs) / span_days
+    assert real_rate / 2 <= twin_rate <= real_rate * 2, (twin_rate, real_rate)
+    # Eight twin days hold a run at least as long as the real day's longest.
+    assert twin_runs.max() >= real_runs.max()

@@ -36,6 +36,7 @@ from iot_telemetry.data.columns import (
 )
 from iot_telemetry.data.kaggle_csv import write_kaggle_csv
 from iot_telemetry.data.twin_profiles import (
+    ACTIVITY_OU,
     CALIBRATION_DAYS,
     DAY_S,
     DeviceProfile,
@@ -90,6 +91,7 @@ _STREAMS = {
     "light": 4,
     "motion": 5,
     "glitch": 6,
+    "activity": 7,
 }
 _DUPLICATE_STREAM = 99
 _HVAC_STREAM = 98
@@ -333,10 +335,11 @@ def _temp_and_humidity(
     glitch_rng = stream("glitch")
     rates = dict(profile.glitches_per_day)
     reserved = np.zeros(len(ts), dtype=bool)
+    activity = _activity(ts, profile.quiet_spread, stream("activity"))
     values, frames = {}, []
     for sensor in ("temp", "humidity"):
         signal: SignalProfile = getattr(profile, sensor)
-        within, slow = _latent(signal, ts, stream(sensor), hvac_starts)
+        within, slow = _latent(signal, ts, stream(sensor), hvac_starts, activity)
         count = int(glitch_rng.poisson(rates.get(sensor, 0.0) * window_days))
         clean, rows, glitch = _calibrated_tenths(
             signal, sensor, within, slow, count, reserved, glitch_rng
@@ -440,20 +443,41 @@ def _hvac_dips(
     return np.where(latest >= 0, -depth * scaled * np.exp(1.0 - scaled), 0.0)
 
 
+def _activity(ts: np.ndarray, spread: float, rng: np.random.Generator) -> np.ndarray | None:
+    """Return the lognormal factor of the short-term variation, or None for none.
+
+    The factor is exp(spread * z - spread**2) for a unit OU process z, so its
+    mean square is 1 and the short-term variance keeps its average.
+    """
+    if spread <= 0.0:
+        return None
+    z = _ornstein_uhlenbeck(ts, ACTIVITY_OU, rng)
+    return np.exp(spread * z - spread * spread)
+
+
 def _latent(
     signal: SignalProfile,
     ts: np.ndarray,
     rng: np.random.Generator,
     hvac_starts: np.ndarray,
+    activity: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (within-day part around 0, standardized 36-hour part) at times `ts`."""
+    """Return (within-day part around 0, standardized 36-hour part) at times `ts`.
+
+    `activity`, when given, multiplies the 10-minute process and the
+    per-reading noise (see `_activity`).
+    """
     hour = (ts % DAY_S) / 3600.0
     (daily_amp, daily_peak), (half_amp, half_peak) = signal.daily, signal.half_daily
     within = daily_amp * np.cos(2 * np.pi * (hour - daily_peak) / 24.0)
     within += half_amp * np.cos(2 * np.pi * (hour - half_peak) / 12.0)
-    for process, std in ((HOURLY_OU, signal.hourly_std), (SHORT_OU, signal.short_std)):
-        within += std * _ornstein_uhlenbeck(ts, process, rng)
-    within += signal.noise_std * rng.standard_normal(len(ts))
+    within += signal.hourly_std * _ornstein_uhlenbeck(ts, HOURLY_OU, rng)
+    short = signal.short_std * _ornstein_uhlenbeck(ts, SHORT_OU, rng)
+    noise = signal.noise_std * rng.standard_normal(len(ts))
+    if activity is not None:
+        short, noise = activity * short, activity * noise
+    within += short
+    within += noise
     depth, tau_s = signal.hvac
     if depth and len(hvac_starts):
         within += _hvac_dips(ts, hvac_starts, depth, tau_s)

@@ -22,6 +22,10 @@ CALIBRATION_DAYS = 8.0
 SLOW_OU = (36 * 3600.0, 7200.0)
 HOURLY_OU = (90 * 60.0, 300.0)
 SHORT_OU = (10 * 60.0, 30.0)
+# Quiet and busy spells: the 10-minute process and the noise of a device with
+# a `quiet_spread` are scaled by a lognormal factor that follows this OU
+# process, so the sensor sometimes keeps one value for many minutes.
+ACTIVITY_OU = (60 * 60.0, 60.0)
 
 # Irregular clock (00:0f, 1c:bf): in the capture, intervals sit on a lattice
 # of 3.81 s plus k steps of 0.538 s, and k is close to geometric. The twin
@@ -78,7 +82,8 @@ class DeviceProfile:
     `float32` marks devices whose temp and humidity pass through float32
     before publishing (the file then contains values like 19.700000762939453).
     `log_co` sets the spread and structure of ln(co); CO is then scaled so
-    that its mean is `co_mean`.
+    that its mean is `co_mean`. `quiet_spread` is the log-scale spread of the
+    factor on the short-term variation of temp and humidity (0 for none).
     Episode rates are per day; light runs have exponential durations with
     mean `light_mean_s`, centred on `light_peak_hour` (UTC).
     """
@@ -98,6 +103,7 @@ class DeviceProfile:
     light_concentration: float
     motion_episodes_per_day: float
     glitches_per_day: tuple[tuple[str, float], ...]
+    quiet_spread: float = 0.0
 
     @property
     def mean_interval_s(self) -> float:
@@ -111,7 +117,10 @@ class DeviceProfile:
 # that differ matches the capture's (temp 14 / 13 / 19 %, humidity
 # 47 / 39 / 29 % on 00:0f / 1c:bf / b8:27). Light: runs like the capture's,
 # on about 0.5 % and 2.5 % of rows (the full file: 0.3-3 %). Motion: rates
-# that give about 0.12 % of all rows, as in the full file.
+# that give about 0.12 % of all rows, as in the full file. b8:27's quiet
+# spells: per day the capture has about 9 temp runs of one value over 400 s
+# and 7 humidity runs over 200 s, the longest 1,184 s and 561 s. Without
+# quiet spells the twin had about one such run in 8 days.
 # NOTE: the full file's CO spread is not published; log_co.std is the
 # capture day's spread of ln(co), an estimate for the 8 days.
 PROFILES = (
@@ -183,6 +192,7 @@ PROFILES = (
         light_concentration=4.0,
         motion_episodes_per_day=9.0,
         glitches_per_day=(),
+        quiet_spread=0.6,
     ),
 )
 
