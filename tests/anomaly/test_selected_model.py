@@ -27,8 +27,12 @@ def test_selected_model_finds_kind(study, kind):
     assert result["f1"] >= 0.9
 
 
-@pytest.mark.xfail(strict=True, reason="TODO: no candidate within the false-alarm budget "
-                   "detects a 0.5 sigma/h drift on temp or humidity; see the stage report")
+# TODO: healthy levels of the twin and the real capture change as fast as a
+# 0.5 sigma/h drift for hours at a time. The `drift` detector finds 10 of 12
+# such drifts on the 8-day twin, but with 43 false alarms per device-day, so
+# selection under the budget of 1 keeps a model without it.
+@pytest.mark.xfail(strict=True, reason="no candidate within the false-alarm budget "
+                   "detects a 0.5 sigma/h drift")
 def test_selected_model_finds_drift(study):
     result = study.results["input"][study.selected]["kinds"]["drift"]["all"]
     assert result["events"] >= 1

@@ -185,12 +185,15 @@ class AnomalyModel:
     def context_seconds(self) -> float:
         """History (s) per device that a caller should send for full features.
 
-        The longest stuck limit: shorter windows still score, but can miss a
-        stuck sensor.
+        The longest stuck limit, or the history the detector's features
+        need if that is longer: shorter windows still score, but can miss a
+        stuck sensor or a drift.
         """
         limits = [max(self.device_stuck_seconds.values(), default=0.0)]
         stuck = _find_thresholds(self.thresholds(), "run_seconds")
         limits += [value for per_device in stuck for value in per_device.values()]
+        if self.detector is not None:
+            limits.append(self.detector.history_seconds(self.feature_config))
         return float(max(limits))
 
     def thresholds(self) -> dict:

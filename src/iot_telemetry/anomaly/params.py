@@ -24,9 +24,11 @@ DEFAULT_CANDIDATES = [
     "stuck",
     "level",
     "trend",
+    "drift",
     "mq2+stuck+robust_z",
     "mq2+stuck+robust_jump",
     "mq2+stuck+robust_jump+trend",
+    "mq2+stuck+robust_jump+drift",
     "mq2+stuck+isolation_forest",
     "mq2+stuck+lof",
 ]
@@ -44,6 +46,10 @@ class FeatureSettings(_Strict):
     mad_floor: float = Field(1.0, gt=0)
     ewma_halflife: float = Field(10.0, gt=0)
     trend_hours: float = Field(3.0, gt=0)
+    drift_level_minutes: float = Field(30.0, gt=0)
+    drift_step_hours: float = Field(2.0, gt=0)
+    drift_steps: int = Field(3, ge=1)
+    daily_profile_days: float = Field(2.0, gt=0)
 
     def config(self) -> FeatureConfig:
         return FeatureConfig(**self.model_dump())

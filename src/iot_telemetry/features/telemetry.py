@@ -69,6 +69,14 @@ class FeatureConfig:
         trend_hours: span of the trend feature: the change of the smoothed
             level over this many hours (NaN until the device has that much
             history in the frame).
+        drift_level_minutes: the drift feature's level is the mean of the
+            readings in this many minutes up to and including each reading.
+        drift_step_hours: length of each step of the drift feature.
+        drift_steps: number of consecutive steps of the drift feature; it
+            needs drift_steps * drift_step_hours plus drift_level_minutes
+            of history (NaN before).
+        daily_profile_days: shortest training span, in days, from which a
+            device's daily profile is learned; shorter training gets none.
     """
 
     window: int = 30
@@ -76,6 +84,15 @@ class FeatureConfig:
     mad_floor: float = 1.0
     ewma_halflife: float = 10.0
     trend_hours: float = 3.0
+    drift_level_minutes: float = 30.0
+    drift_step_hours: float = 2.0
+    drift_steps: int = 3
+    daily_profile_days: float = 2.0
+
+    @property
+    def drift_history_seconds(self) -> float:
+        """History (s) a reading needs for a finite drift feature."""
+        return 3600.0 * self.drift_step_hours * self.drift_steps + 60.0 * self.drift_level_minutes
 
 
 @dataclass
@@ -96,6 +113,9 @@ class DeviceProfile:
             values at once.
         mq2_max_residual: largest |ln(value / identity value)| of lpg and smoke.
         median_interval_seconds: median time between consecutive readings.
+        daily: per channel, the coefficients of the daily profile of the
+            level in units of `scale` (see `daily_design`); empty when the
+            training span is shorter than `FeatureConfig.daily_profile_days`.
     """
 
     device: str
@@ -107,6 +127,7 @@ class DeviceProfile:
     max_constant_seconds: float = 0.0
     mq2_max_residual: float = 0.0
     median_interval_seconds: float = float("nan")
+    daily: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Return the profile as JSON-ready values."""
@@ -254,6 +275,71 @@ def _ewma_previous(values: np.ndarray, halflife: float, min_periods: int) -> np.
     return result
 
 
+def daily_design(ts: np.ndarray) -> np.ndarray:
+    """Return the daily profile's regressors at epoch seconds `ts`.
+
+    Columns are an intercept and the cosine and sine of the 24-hour and
+    12-hour harmonics of the UTC time of day, shape (len(ts), 5).
+    """
+    angle = 2.0 * np.pi * (np.asarray(ts, dtype=float) % 86400.0) / 86400.0
+    return np.column_stack(
+        [np.ones(len(angle)), np.cos(angle), np.sin(angle), np.cos(2 * angle), np.sin(2 * angle)]
+    )
+
+
+def _drift_positions(ts: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Return (window_start, lagged) positions for sorted epoch seconds `ts`.
+
+    window_start[i] is the first position inside the level window ending at
+    i, and lagged[k][i] the last position at least k + 1 steps before ts[i]
+    (clipped to 0).
+    """
+    window_start = np.searchsorted(ts, ts - 60.0 * config.drift_level_minutes, side="right")
+    step = 3600.0 * config.drift_step_hours
+    targets = ts[None, :] - step * np.arange(1, config.drift_steps + 1)[:, None]
+    lagged = np.maximum(np.searchsorted(ts, targets.ravel(), side="right") - 1, 0)
+    return window_start, lagged.reshape(config.drift_steps, len(ts))
+
+
+def drift_feature(level: np.ndarray, ts: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Return the smallest step of a sustained change of the level, signed.
+
+    The level (in standard deviations, daily profile removed) is averaged
+    over `drift_level_minutes`. Its changes over `drift_steps` consecutive
+    steps of `drift_step_hours` ending at each reading are compared: when
+    all have one sign, the feature is the smallest of them with that sign,
+    else 0. A slow ramp moves every step, while a single jump, an
+    air-conditioning cycle or a turning daily cycle moves only some. NaN
+    until the frame contains `FeatureConfig.drift_history_seconds` of history.
+
+    Args:
+        level: one value per reading, or one row per channel (channels x
+            readings), which shares the index work between channels.
+        ts: sorted epoch seconds of the readings.
+
+    Returns:
+        An array of the shape of `level`.
+    """
+    level = np.asarray(level, dtype=float)
+    result = np.full(level.shape, np.nan)
+    if len(ts) == 0:
+        return result
+    window_start, lagged = _drift_positions(ts, config)
+    sums = np.cumsum(level, axis=-1)
+    sums = np.concatenate([np.zeros(level.shape[:-1] + (1,)), sums], axis=-1)
+    stop = np.arange(1, len(ts) + 1)
+    smooth = (sums[..., stop] - sums[..., window_start]) / (stop - window_start)
+    levels = np.concatenate([smooth[..., None, :], smooth[..., lagged]], axis=-2)
+    changes = levels[..., :-1, :] - levels[..., 1:, :]
+    rising = np.all(changes > 0, axis=-2)
+    falling = np.all(changes < 0, axis=-2)
+    smallest = np.abs(changes).min(axis=-2)
+    feature = np.where(rising, smallest, np.where(falling, -smallest, 0.0))
+    known = ts - config.drift_history_seconds >= ts[0]
+    result[..., known] = feature[..., known]
+    return result
+
+
 def _device_block_features(
     block: pd.DataFrame, profile: DeviceProfile, config: FeatureConfig
 ) -> dict[str, np.ndarray]:
@@ -281,6 +367,15 @@ def _device_block_features(
         out[f"{name}_ewma"] = (values - forecast) / scale
         out[f"{name}_smooth"] = (median - center) / scale
         out[f"{name}_trend"] = _change_over(out[f"{name}_smooth"], ts, 3600.0 * config.trend_hours)
+
+    # Sustained level changes against the daily profile, all channels at once.
+    levels = np.vstack([out[f"{name}_level"] for name in CHANNELS])
+    if profile.daily:
+        coefficients = np.array([profile.daily.get(name, [0.0] * 5) for name in CHANNELS])
+        levels = levels - coefficients @ daily_design(ts).T
+    drift = drift_feature(levels, ts, config)
+    for row, name in enumerate(CHANNELS):
+        out[f"{name}_drift"] = drift[row]
 
     # Runs of exactly equal values, per sensor and for all sensors at once.
     sensors = block[list(FLOAT_SENSORS)].to_numpy(dtype=float)
@@ -311,7 +406,8 @@ def compute_features(
         One row per reading with the same index, holding `device`, `ts`,
         `profile` (the profile key used), `history` (earlier readings of the
         device in the frame), and per channel `_level`, `_dev`, `_z`,
-        `_jump`, `_delta`, `_ewma`, `_smooth`, `_trend` (NaN where history is too short), per
+        `_jump`, `_delta`, `_ewma`, `_smooth`, `_trend`, `_drift` (NaN where
+        history is too short; see `drift_feature`), per
         float sensor `_run_seconds`, plus `constant_seconds`, `lpg_resid` and
         `smoke_resid`.
 
@@ -388,6 +484,20 @@ def _initial_profile(device: str, block: pd.DataFrame) -> DeviceProfile:
     return DeviceProfile(device, len(block), center, scale, median_interval_seconds=interval)
 
 
+def _learn_daily_profile(
+    profile: DeviceProfile, block: pd.DataFrame, config: FeatureConfig
+) -> None:
+    """Fit each channel's daily profile by least squares, glitches left out."""
+    ts = block["ts"].to_numpy(dtype=float)
+    if len(ts) < 2 or ts[-1] - ts[0] < 86400.0 * config.daily_profile_days:
+        return
+    kept = ~isolated_outliers(block)
+    design = daily_design(ts[kept])
+    for name, values in channel_values(block).items():
+        level = (values[kept] - profile.center[name]) / profile.scale[name]
+        profile.daily[name] = np.linalg.lstsq(design, level, rcond=None)[0].tolist()
+
+
 def _learn_history_stats(profile: DeviceProfile, features: pd.DataFrame) -> None:
     for name in CHANNELS:
         smooth = features[f"{name}_smooth"].dropna().to_numpy()
@@ -427,6 +537,7 @@ def fit_profiles(
     for device, start, stop in device_bounds(devices):
         block = readings.iloc[start:stop]
         profile = _initial_profile(device, block)
+        _learn_daily_profile(profile, block, config)
         _learn_history_stats(profile, compute_features(block, {device: profile}, config))
         profiles[device] = profile
 
