@@ -108,9 +108,13 @@ def test_server_timing_header(served, window):
         json.dumps(window(DEVICE, 2)), "application/json"
     )
     assert status == 200
-    match = re.fullmatch(r"app;dur=(\d+\.\d{3})", headers["Server-Timing"])
+    match = re.fullmatch(
+        r"handler;dur=(\d+\.\d{3}), app;dur=(\d+\.\d{3})", headers["Server-Timing"]
+    )
     assert match, headers["Server-Timing"]
-    assert float(match.group(1)) > 0
+    handler_ms, app_ms = float(match.group(1)), float(match.group(2))
+    assert handler_ms > 0
+    assert app_ms >= handler_ms
 
 
 def test_csv_response(served, window):

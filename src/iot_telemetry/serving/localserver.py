@@ -15,6 +15,7 @@ workers.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -30,12 +31,19 @@ log = logging.getLogger("iot_telemetry.serving.localserver")
 # SageMaker expects an invocation to respond within 60 s, so gunicorn
 # restarts a worker that is silent for longer.
 WORKER_TIMEOUT_S = 60
+SHARED_MEMORY_DIR = "/dev/shm"
 
 
-def build_application(model_dir: Path, bind: str, workers: int, timeout_s: int):
-    """Return a gunicorn application serving the archive in model_dir."""
-    from gunicorn.app.base import BaseApplication
+def load_app(model_dir: Path) -> EndpointApp:
+    """Import the archive's handler, load its model and wrap both in the WSGI app.
 
+    Then moves every object allocated so far (libraries, model) to the
+    garbage collector's permanent generation with `gc.freeze`, so full
+    collections skip them. Without it, one full collection of a process
+    with the model loaded took about 90 ms on the 2-core machine the load
+    test ran on. As Python's gc.freeze documentation explains, forked
+    workers then also keep sharing those pages with the master.
+    """
     handler = import_handler(model_dir)
     model = handler.model_fn(str(model_dir))
     log.info(
@@ -44,6 +52,16 @@ def build_application(model_dir: Path, bind: str, workers: int, timeout_s: int):
         Path(iot_telemetry.__file__).parent,
     )
     app = EndpointApp(handler, model)
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def build_application(model_dir: Path, bind: str, workers: int, timeout_s: int):
+    """Return a gunicorn application serving the archive in model_dir."""
+    from gunicorn.app.base import BaseApplication
+
+    app = load_app(model_dir)
     options = {
         "bind": [bind],
         "workers": workers,
@@ -59,6 +77,11 @@ def build_application(model_dir: Path, bind: str, workers: int, timeout_s: int):
         # folder; two local endpoints would contend for it.
         "control_socket_disable": True,
     }
+    if Path(SHARED_MEMORY_DIR).is_dir():
+        # Each worker's heartbeat updates a file before every request, and
+        # gunicorn 26's worker_tmp_dir help warns that this can block on a
+        # disk-backed folder. /dev/shm is a tmpfs on Linux.
+        options["worker_tmp_dir"] = SHARED_MEMORY_DIR
 
     class Application(BaseApplication):
         def load_config(self) -> None:
@@ -85,8 +108,7 @@ def serve_wsgiref(model_dir: Path, fd: int) -> None:
         def log_message(self, format: str, *args: object) -> None:
             """Skip wsgiref's access log; the app logs each request."""
 
-    handler = import_handler(model_dir)
-    app = EndpointApp(handler, handler.model_fn(str(model_dir)))
+    app = load_app(model_dir)
     listener = socket.socket(fileno=fd)
     server = WSGIServer(
         listener.getsockname()[:2], QuietHandler, bind_and_activate=False
