@@ -10,15 +10,23 @@ Three ways to run the same archive's handler on the same request bodies:
 - wsgiref: the same WSGI app behind the standard library's single-process
   server, the simplest server there is (the baseline ratio).
 
+The model is the one the pipeline serves: models/package, else
+models/selected packaged here, else a model of the candidate the select
+stage would choose (from reports/metrics/anomaly.json, or DEFAULT_SPEC when
+the anomaly stage has not run) fitted on SAMPLE_DAYS of the synthetic twin.
+The report names it.
+
 A bounded asyncio client on 127.0.0.1 sends single readings and batches of
 100 and 1,000 readings at concurrency 1, 8 and 32. Each cell stops after
 MAX_REQUESTS requests or MAX_SECONDS, whichever comes first. Client and
-servers share this machine's cores. Besides latency percentiles, each server
-cell reports the time spent outside the app per request (client latency
-minus the app's Server-Timing header), which does not depend on how long
-the model takes. Prints Markdown to stdout and writes
-reports/figures/loadtest/latency.png. Without models/package (a fresh clone)
-it packages a small model fitted on the synthetic twin.
+servers share this machine's cores, so each cell also records the 1-minute
+load average. Besides latency percentiles, each server cell reports the
+server overhead per request: client latency minus the time in the handler
+functions that the app reports in its Server-Timing header, which does not
+depend on how long the model takes. The same client against a server that
+returns a canned response gives the floor that the client and the loopback
+network alone account for. Prints Markdown to stdout, writes it to
+reports/loadtest.md and writes reports/figures/loadtest/latency.png.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import logging
 import os
 import platform
 import re
+import socket
 import sys
 import tempfile
 import time
@@ -39,6 +48,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = ROOT / "reports" / "figures" / "loadtest" / "latency.png"
+REPORT = ROOT / "reports" / "loadtest.md"
+ANOMALY_METRICS = ROOT / "reports" / "metrics" / "anomaly.json"
+SELECTED_DIR = ROOT / "models" / "selected"
+# The select stage's choice on the default 8-day twin (docs/benchmarks.md,
+# "Anomaly scoring"), used when reports/metrics/anomaly.json is missing.
+DEFAULT_SPEC = "mq2+stuck+robust_jump"
+SAMPLE_DAYS = 1.0
 
 SIZES = (1, 100, 1000)
 CONCURRENCY = (1, 8, 32)
@@ -52,12 +68,59 @@ SMOKE_MAX_SECONDS = 1.0
 BODIES_PER_SIZE = 3
 READINGS_SEED = 202
 READINGS_DAYS = 0.25
+FLOOR_REQUESTS = 400
 # The server-overhead targets: p99 over the in-process handler at
 # concurrency 1, throughput at concurrency 8 against the in-process rate,
 # and batched readings per second.
 TARGET_OVERHEAD_MS = 2.0
 TARGET_RATE_FRACTION = 0.5
 TARGET_BATCH_READINGS_S = 20_000
+
+
+def selection_spec() -> tuple[str, str]:
+    """Return the candidate the select stage would choose and where that comes from."""
+    if not ANOMALY_METRICS.is_file():
+        return DEFAULT_SPEC, "the select stage's choice on the default twin"
+    from iot_telemetry.anomaly.params import load_anomaly_params
+    from iot_telemetry.anomaly.select import rank_candidates
+    from iot_telemetry.pipeline.params import load_params
+
+    anomaly = load_anomaly_params(load_params(ROOT / "params.yaml").get("anomaly"))
+    metrics = json.loads(ANOMALY_METRICS.read_text())
+    ranking = rank_candidates(
+        metrics.get("candidates", {}),
+        anomaly.selection_metric,
+        anomaly.max_false_alarms_per_day,
+    )
+    return ranking[0]["candidate"], f"the ranking in {ANOMALY_METRICS.relative_to(ROOT)}"
+
+
+def serving_package(package: Path, scratch: Path) -> tuple[Path, str]:
+    """Return the package folder to serve and a sentence naming its model.
+
+    See the module docstring for the order in which models are tried.
+    """
+    from iot_telemetry.deploy.package import build_package
+    from iot_telemetry.deploy.sample import sample_package
+
+    if (package / "model.tar.gz").is_file():
+        where = f"{package}"
+    elif (SELECTED_DIR / "model_card.json").is_file():
+        package = build_package(SELECTED_DIR, scratch / "package").archive.parent
+        where = f"{SELECTED_DIR.relative_to(ROOT)}, packaged for this run"
+    else:
+        spec, source = selection_spec()
+        package = sample_package(
+            scratch / "sample", days=SAMPLE_DAYS, spec=spec
+        ).archive.parent
+        return package, (
+            f"`{spec}` ({source}), fitted on {SAMPLE_DAYS:g} day(s) of the synthetic"
+            " twin because the pipeline has not written models/selected/"
+        )
+    manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
+    summary = manifest.get("model", {})
+    source = (summary.get("training") or {}).get("source", "unknown data")
+    return package, f"`{summary.get('name', 'unknown')}` from {where} (trained on {source})"
 
 
 def request_bodies(sizes: tuple[int, ...]) -> dict[int, list[bytes]]:
@@ -107,7 +170,9 @@ def run_in_process(
         response = loaded.invoke(body, "application/json")
         latencies.append(time.perf_counter() - begin)
         errors += response.status != 200
-    return summarize(latencies, time.perf_counter() - started, size, errors)
+    result = summarize(latencies, time.perf_counter() - started, size, errors)
+    result["load"] = os.getloadavg()[0]
+    return result
 
 
 def http_request(port: int, body: bytes) -> bytes:
@@ -119,15 +184,18 @@ def http_request(port: int, body: bytes) -> bytes:
     return head.encode() + body
 
 
-SERVER_TIMING = re.compile(rb"\r\nServer-Timing: app;dur=([0-9.]+)", re.IGNORECASE)
+SERVER_TIMING = re.compile(
+    rb"\r\nServer-Timing: handler;dur=([0-9.]+), app;dur=([0-9.]+)", re.IGNORECASE
+)
 
 
 async def post(port: int, payload: bytes) -> tuple[int, float | None]:
     """Send one request on a new connection.
 
     Returns:
-        The HTTP status (0 for a broken response) and the app's own time in
-        seconds from the Server-Timing header (None when absent).
+        The HTTP status (0 for a broken response) and the seconds spent in
+        the handler functions, from the Server-Timing header (None when
+        absent).
     """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -141,6 +209,10 @@ async def post(port: int, payload: bytes) -> tuple[int, float | None]:
     head = response.split(b"\r\n\r\n", 1)[0]
     timing = SERVER_TIMING.search(head)
     return int(response[9:12]), float(timing.group(1)) / 1000.0 if timing else None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000.0, q)) if values else float("nan")
 
 
 async def run_cell(
@@ -167,25 +239,71 @@ async def run_cell(
             issued += 1
             begin = time.perf_counter()
             try:
-                status, app_s = await post(port, payload)
+                status, handler_s = await post(port, payload)
             except OSError:
-                status, app_s = 0, None
+                status, handler_s = 0, None
             latency = time.perf_counter() - begin
             latencies.append(latency)
-            if app_s is not None:
-                overheads.append(latency - app_s)
+            if handler_s is not None:
+                overheads.append(latency - handler_s)
             errors += status != 200
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
     result = summarize(latencies, time.perf_counter() - started, size, errors)
-    values = np.asarray(overheads) * 1000.0
-    result["outside_app_p50_ms"] = (
-        float(np.percentile(values, 50)) if len(values) else float("nan")
-    )
-    result["outside_app_p99_ms"] = (
-        float(np.percentile(values, 99)) if len(values) else float("nan")
-    )
+    result["overhead_p50_ms"] = _percentile(overheads, 50)
+    result["overhead_p99_ms"] = _percentile(overheads, 99)
+    result["load"] = os.getloadavg()[0]
     return result
+
+
+CANNED_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+    b"Server-Timing: handler;dur=0.000, app;dur=0.000\r\nConnection: close\r\n\r\n{}"
+)
+
+
+def serve_canned(listener: socket.socket) -> None:
+    """Send CANNED_RESPONSE to every request, one connection at a time.
+
+    Reads the head and Content-Length bytes of body, so the client sends and
+    waits exactly as it does against the endpoint.
+    """
+    while True:
+        connection, _ = listener.accept()
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = connection.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)
+            remaining = int(length.group(1)) - len(body) if length else 0
+            while remaining > 0:
+                chunk = connection.recv(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+            connection.sendall(CANNED_RESPONSE)
+
+
+def measure_floor(bodies: list[bytes], size: int, requests: int) -> dict:
+    """Run the client at concurrency 1 against serve_canned in a child process."""
+    import multiprocessing
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = multiprocessing.get_context("fork").Process(
+        target=serve_canned, args=(listener,), daemon=True
+    )
+    server.start()
+    listener.close()
+    try:
+        return asyncio.run(run_cell(port, bodies, size, 1, requests, MAX_SECONDS))
+    finally:
+        server.terminate()
+        server.join()
 
 
 def run_all(
@@ -195,18 +313,23 @@ def run_all(
     concurrency: tuple[int, ...],
     budget: tuple[int, float],
     log_dir: Path,
-) -> tuple[dict, dict]:
-    """Measure every cell, size by size: in-process first, then each server.
+) -> tuple[dict, dict, dict]:
+    """Measure every cell, size by size: in-process, the floor, then each server.
 
-    Both servers run for the whole test (idle ones use no CPU), so the three
+    Both servers run for the whole test (idle ones use no CPU), so the
     measurements of one size are taken minutes apart at most, under the same
     load from other processes on the machine.
+
+    Returns:
+        in-process cells by size, the canned-response floor by size, and
+        server cells by server and (size, concurrency).
     """
     from contextlib import ExitStack
 
     from iot_telemetry.serving.server import LoadedArchive, LocalEndpoint
 
     in_process: dict[int, dict] = {}
+    floors: dict[int, dict] = {}
     servers: dict[str, dict] = {"gunicorn": {}, "wsgiref": {}}
     with ExitStack() as stack:
         loaded = stack.enter_context(LoadedArchive(package))
@@ -221,6 +344,7 @@ def run_all(
             ports[kind] = endpoint.port
         for size, size_bodies in bodies.items():
             in_process[size] = run_in_process(loaded, size_bodies, size, *budget)
+            floors[size] = measure_floor(size_bodies, size, min(budget[0], FLOOR_REQUESTS))
             for kind, port in ports.items():
                 # One warm-up request per worker, untimed.
                 asyncio.run(run_cell(port, size_bodies, size, workers, workers, 60.0))
@@ -228,7 +352,7 @@ def run_all(
                     servers[kind][(size, level)] = asyncio.run(
                         run_cell(port, size_bodies, size, level, *budget)
                     )
-    return in_process, servers
+    return in_process, floors, servers
 
 
 def plot(in_process: dict, servers: dict[str, dict], sizes, concurrency) -> None:
@@ -276,35 +400,38 @@ def plot(in_process: dict, servers: dict[str, dict], sizes, concurrency) -> None
 
 def report(
     args,
-    package: Path,
+    model: str,
     workers: int,
-    in_process: dict,
-    servers: dict,
+    results: tuple[dict, dict, dict],
     sizes,
     concurrency,
     budget: tuple[int, float],
     load_before: float,
 ) -> str:
+    """Return the Markdown report: the table, the targets and the server overhead."""
+    in_process, floors, servers = results
     lines = [
         "# Load test of the local endpoint",
         "",
         f"Command: `python benchmarks/loadtest.py{' --smoke' if args.smoke else ''}`. "
-        f"Archive {package}; gunicorn with {workers} sync workers; client, servers and "
+        f"Model: {model}. Gunicorn with {workers} sync workers; client, servers and "
         f"in-process baseline on the same {os.cpu_count()} CPUs ({platform.machine()}), "
         f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run "
         "(other processes share these CPUs); "
         f"Python {platform.python_version()}. Each cell: at most {budget[0]} requests or "
-        f"{budget[1]:.0f} s.",
+        f"{budget[1]:.0f} s. The load column is the 1-minute load average when the "
+        "cell ended.",
         "",
-        "| server | readings/request | concurrency | requests | p50 ms | p95 ms | p99 ms | req/s | readings/s | errors | vs wsgiref |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | readings/request | concurrency | requests | p50 ms | p95 ms | p99 ms "
+        "| req/s | readings/s | errors | vs wsgiref | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
         cell = in_process[size]
         lines.append(
             f"| in-process | {size} | 1 | {cell['requests']} | {cell['p50_ms']:.1f} | "
             f"{cell['p95_ms']:.1f} | {cell['p99_ms']:.1f} | {cell['requests_s']:.1f} | "
-            f"{cell['readings_s']:,.0f} | {cell['errors']} | |"
+            f"{cell['readings_s']:,.0f} | {cell['errors']} | | {cell['load']:.1f} |"
         )
         for level in concurrency:
             for kind in ("gunicorn", "wsgiref"):
@@ -315,27 +442,43 @@ def report(
                 lines.append(
                     f"| {kind} | {size} | {level} | {cell['requests']} | {cell['p50_ms']:.1f} | "
                     f"{cell['p95_ms']:.1f} | {cell['p99_ms']:.1f} | {cell['requests_s']:.1f} | "
-                    f"{cell['readings_s']:,.0f} | {cell['errors']} | {ratio:.2f}x |"
+                    f"{cell['readings_s']:,.0f} | {cell['errors']} | {ratio:.2f}x | "
+                    f"{cell['load']:.1f} |"
                 )
-    lines += ["", "Server cost over the in-process handler, measured in this run:", ""]
+    lines += [
+        "",
+        "Server overhead at concurrency 1: client latency minus the handler time the "
+        "server reports for the same request (Server-Timing `handler`), in ms. The "
+        "floor is the same client against a server that returns a canned response "
+        "without parsing anything.",
+        "",
+        "| readings/request | gunicorn p50 | gunicorn p99 | wsgiref p50 | wsgiref p99 "
+        "| floor p50 | floor p99 | gunicorn p99 minus in-process p99 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for size in sizes:
-        cell = servers["gunicorn"][(size, 1)]
-        overhead = cell["p99_ms"] - in_process[size]["p99_ms"]
+        gunicorn, wsgiref = servers["gunicorn"][(size, 1)], servers["wsgiref"][(size, 1)]
         lines.append(
-            f"- {size} reading(s): p99 at concurrency 1 is {overhead:+.1f} ms over the in-process "
-            f"handler (target <= {TARGET_OVERHEAD_MS:.0f} ms). Per request, the time outside the "
-            f"app (client latency minus Server-Timing) is p50 {cell['outside_app_p50_ms']:.2f} ms, "
-            f"p99 {cell['outside_app_p99_ms']:.2f} ms."
+            f"| {size} | {gunicorn['overhead_p50_ms']:.2f} | {gunicorn['overhead_p99_ms']:.2f} "
+            f"| {wsgiref['overhead_p50_ms']:.2f} | {wsgiref['overhead_p99_ms']:.2f} "
+            f"| {floors[size]['overhead_p50_ms']:.2f} | {floors[size]['overhead_p99_ms']:.2f} "
+            f"| {gunicorn['p99_ms'] - in_process[size]['p99_ms']:+.1f} |"
         )
-        if 8 in concurrency:
-            rate = (
-                servers["gunicorn"][(size, 8)]["requests_s"]
-                / in_process[size]["requests_s"]
-            )
-            lines.append(
-                f"- {size} reading(s): throughput at concurrency 8 is {rate:.0%} of the in-process "
-                f"rate (target >= {TARGET_RATE_FRACTION:.0%})."
-            )
+    lines += ["", "Against the targets, measured in this run:", ""]
+    worst = max(servers["gunicorn"][(size, 1)]["overhead_p99_ms"] for size in sizes)
+    lines.append(
+        f"- server overhead p99 at concurrency 1: at most {worst:.2f} ms over the sizes "
+        f"(target <= {TARGET_OVERHEAD_MS:.0f} ms)."
+    )
+    if 8 in concurrency:
+        rates = [
+            servers["gunicorn"][(size, 8)]["requests_s"] / in_process[size]["requests_s"]
+            for size in sizes
+        ]
+        lines.append(
+            f"- throughput at concurrency 8: {min(rates):.0%} to {max(rates):.0%} of the "
+            f"in-process rate (target >= {TARGET_RATE_FRACTION:.0%})."
+        )
     batched = max(
         servers["gunicorn"][(size, level)]["readings_s"]
         for size in sizes
@@ -343,7 +486,8 @@ def report(
         for level in concurrency
     )
     lines += [
-        f"- Best batched throughput: {batched:,.0f} readings/s (target >= {TARGET_BATCH_READINGS_S:,}).",
+        f"- best batched throughput: {batched:,.0f} readings/s "
+        f"(target >= {TARGET_BATCH_READINGS_S:,}).",
         "",
         f"Figure: {FIGURE.relative_to(ROOT)}",
     ]
@@ -361,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         "--package",
         type=Path,
         default=ROOT / "models" / "package",
-        help="package folder (default: models/package, else a sample model)",
+        help="package folder (default: models/package; without it models/selected,"
+        " else a sample of the candidate the select stage would choose)",
     )
     parser.add_argument(
         "--workers",
@@ -385,30 +530,16 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch:
-        scratch = Path(scratch)
-        package = args.package
-        if not (package / "model.tar.gz").is_file():
-            from iot_telemetry.deploy.sample import sample_package
-
-            package = sample_package(scratch / "sample").archive.parent
+        package, model = serving_package(args.package, Path(scratch))
         bodies = request_bodies(sizes)
-        in_process, servers = run_all(
-            package, workers, bodies, concurrency, budget, scratch
-        )
-    plot(in_process, servers, sizes, concurrency)
-    print(
-        report(
-            args,
-            package,
-            workers,
-            in_process,
-            servers,
-            sizes,
-            concurrency,
-            budget,
-            load_before,
-        )
+        results = run_all(package, workers, bodies, concurrency, budget, Path(scratch))
+    plot(results[0], results[2], sizes, concurrency)
+    text = report(
+        args, model, workers, results, sizes, concurrency, budget, load_before
     )
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(text + "\n", encoding="utf-8")
+    print(text)
     return 0
 
 
