@@ -96,6 +96,22 @@ def test_csv_without_header(served, loaded, window):
     assert got == in_process(loaded, json.dumps(messages), "application/json")
 
 
+def test_large_body_matches_in_process(served, loaded, capture_messages):
+    from iot_telemetry.data.devices import CAPTURE_TO_KAGGLE
+
+    # All devices' capture messages make a body of about 100 KB, which the
+    # server reads in many socket-sized chunks.
+    messages = [
+        dict(message, device_id=CAPTURE_TO_KAGGLE[message["device_id"]])
+        for message in capture_messages
+    ]
+    body = json.dumps({"instances": messages})
+    assert len(body) > 64 * 1024
+    got = served_predictions(served, body, "application/json")
+    assert len(got) == len(messages)
+    assert got == in_process(loaded, body, "application/json")
+
+
 def test_kaggle_head_scored(served, loaded, kaggle_head):
     body = kaggle_head.read_bytes()
     got = served_predictions(served, body, "text/csv")
