@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from iot_telemetry.anomaly import stage
 from iot_telemetry.anomaly.detectors import Drift, build_detector
 from iot_telemetry.anomaly.model import AnomalyModel
+from iot_telemetry.anomaly.params import load_anomaly_params
 from iot_telemetry.features.telemetry import (
     FeatureConfig,
     compute_features,
@@ -106,7 +108,8 @@ def test_drift_detector_flags_injected_ramp():
     model = AnomalyModel("drift").fit(train)
     hours = (test["ts"] - test["ts"].iloc[0]) / 3600.0
     scale = model.profiles["d1"].scale["temp"]
-    ramp = np.clip(0.5 * (hours - 8.0), 0.0, 3.0) * (hours <= 15.0)
+    # 0.75 sigma/h: every 2-hour step (1.5 sigma) clears the default threshold.
+    ramp = np.clip(0.75 * (hours - 8.0), 0.0, 4.5) * (hours <= 15.0)
     drifted = test.assign(temp=np.round(test["temp"] + ramp * scale, 1))
     for frame in (test, drifted):
         frame["light"] = False
@@ -128,3 +131,21 @@ def test_drift_detector_history_sets_context():
     combined = build_detector("mq2+drift")
     assert combined.history_seconds(config) == config.drift_history_seconds
     assert build_detector("mq2").history_seconds(config) == 0.0
+
+
+def test_selection_on_8_day_twin_keeps_drift():
+    """The pipeline's twin (8 days, seed 0) with and without the drift part."""
+    candidates = ["mq2+stuck+robust_jump", "mq2+stuck+robust_jump+drift"]
+    params = load_anomaly_params(sample_days=8.0, seed=0, real_path="", candidates_dir="",
+                                 candidates=candidates)
+    study = stage.run_study(params, "synthetic")
+    selected = study.results["input"][study.selected]
+    drift = selected["kinds"]["drift"]["all"]
+
+    assert study.selected == "mq2+stuck+robust_jump+drift"
+    assert selected["false_alarms_per_day"] <= 1.0
+    assert drift["events"] == 12
+    assert drift["found"] >= 3
+    assert drift["precision"] >= 0.9
+    for kind in ("spike", "glitch", "stuck", "mq2_break"):
+        assert selected["f1"][kind] >= 0.9, kind

@@ -27,12 +27,12 @@ def test_selected_model_finds_kind(study, kind):
     assert result["f1"] >= 0.9
 
 
-# TODO: healthy levels of the twin and the real capture change as fast as a
-# 0.5 sigma/h drift for hours at a time. The `drift` detector finds 10 of 12
-# such drifts on the 8-day twin, but with 43 false alarms per device-day, so
-# selection under the budget of 1 keeps a model without it.
+# TODO: the `drift` detector needs two days of training for the daily
+# profile, so on this 1.5-day series no candidate within the false-alarm
+# budget finds a 0.5 sigma/h drift. On the 8-day twin the selected model
+# finds some (test_drift.py), but fewer than the 0.80 F1 target.
 @pytest.mark.xfail(strict=True, reason="no candidate within the false-alarm budget "
-                   "detects a 0.5 sigma/h drift")
+                   "detects a 0.5 sigma/h drift with under two days of training")
 def test_selected_model_finds_drift(study):
     result = study.results["input"][study.selected]["kinds"]["drift"]["all"]
     assert result["events"] >= 1
