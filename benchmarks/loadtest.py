@@ -24,8 +24,8 @@ load average. Besides latency percentiles, each server cell reports the
 server overhead per request: client latency minus the time in the handler
 functions that the app reports in its Server-Timing header, which does not
 depend on how long the model takes. The same client against a server that
-returns a canned response gives the floor that the client and the loopback
-network alone account for. Prints Markdown to stdout, writes it to
+returns a canned response of the same size gives the floor that the client
+and the loopback network alone account for. Prints Markdown to stdout, writes it to
 reports/loadtest.md and writes reports/figures/loadtest/latency.png.
 """
 
@@ -256,14 +256,18 @@ async def run_cell(
     return result
 
 
-CANNED_RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
-    b"Server-Timing: handler;dur=0.000, app;dur=0.000\r\nConnection: close\r\n\r\n{}"
-)
+def canned_response(body: bytes) -> bytes:
+    """Return an HTTP response carrying `body` and a zero handler time."""
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Server-Timing: handler;dur=0.000, app;dur=0.000\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
-def serve_canned(listener: socket.socket) -> None:
-    """Send CANNED_RESPONSE to every request, one connection at a time.
+def serve_canned(listener: socket.socket, response: bytes) -> None:
+    """Send `response` to every request, one connection at a time.
 
     Reads the head and Content-Length bytes of body, so the client sends and
     waits exactly as it does against the endpoint.
@@ -285,17 +289,25 @@ def serve_canned(listener: socket.socket) -> None:
                 if not chunk:
                     break
                 remaining -= len(chunk)
-            connection.sendall(CANNED_RESPONSE)
+            connection.sendall(response)
 
 
-def measure_floor(bodies: list[bytes], size: int, requests: int) -> dict:
-    """Run the client at concurrency 1 against serve_canned in a child process."""
+def measure_floor(
+    bodies: list[bytes], size: int, requests: int, response_body: bytes
+) -> dict:
+    """Run the client at concurrency 1 against serve_canned in a child process.
+
+    The canned response carries `response_body`, the endpoint's response to
+    the first body, so the client reads as many bytes as from the endpoint.
+    """
     import multiprocessing
 
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = multiprocessing.get_context("fork").Process(
-        target=serve_canned, args=(listener,), daemon=True
+        target=serve_canned,
+        args=(listener, canned_response(response_body)),
+        daemon=True,
     )
     server.start()
     listener.close()
@@ -344,7 +356,12 @@ def run_all(
             ports[kind] = endpoint.port
         for size, size_bodies in bodies.items():
             in_process[size] = run_in_process(loaded, size_bodies, size, *budget)
-            floors[size] = measure_floor(size_bodies, size, min(budget[0], FLOOR_REQUESTS))
+            floors[size] = measure_floor(
+                size_bodies,
+                size,
+                min(budget[0], FLOOR_REQUESTS),
+                loaded.invoke(size_bodies[0], "application/json").body,
+            )
             for kind, port in ports.items():
                 # One warm-up request per worker, untimed.
                 asyncio.run(run_cell(port, size_bodies, size, workers, workers, 60.0))
@@ -449,8 +466,8 @@ def report(
         "",
         "Server overhead at concurrency 1: client latency minus the handler time the "
         "server reports for the same request (Server-Timing `handler`), in ms. The "
-        "floor is the same client against a server that returns a canned response "
-        "without parsing anything.",
+        "floor is the same client against a server that reads the request and returns "
+        "a canned response of the same size, without parsing anything.",
         "",
         "| readings/request | gunicorn p50 | gunicorn p99 | wsgiref p50 | wsgiref p99 "
         "| floor p50 | floor p99 | gunicorn p99 minus in-process p99 |",
