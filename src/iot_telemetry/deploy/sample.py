@@ -1,9 +1,9 @@
 """A small selected model and package built from the synthetic twin.
 
-For tests, `make loadtest --smoke` and demos on a fresh clone, where the
-pipeline's `select` stage has not produced models/selected/ yet. The model is
-real (fitted with the anomaly stage's API on a few hours of twin readings),
-only small.
+For tests, the load test (`benchmarks/loadtest.py`) and demos on a fresh
+clone, where the pipeline's `select` stage has not produced models/selected/
+yet. The model is real (fitted with the anomaly stage's API on a few hours of
+twin readings by default), only small.
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ def sample_selected(
     days: float = SAMPLE_DAYS,
     seed: int = 0,
     spec: str = SAMPLE_SPEC,
+    model_options: dict | None = None,
 ) -> Path:
     """Fit a small anomaly model on `days` of the twin; write a selected-model folder.
 
     Uses the anomaly stage's own writers (candidate manifest, then
     `write_selected`), so the folder has the same files and model card as
     models/selected/. The model is not evaluated: its selection metric is null.
+    `model_options` are further AnomalyModel arguments, such as the
+    `settings` and `feature_config` of params.yaml; the defaults when None.
 
     Returns:
         model_dir, with model.joblib, model_card.json and the other files.
@@ -44,7 +47,7 @@ def sample_selected(
     model_dir = Path(model_dir)
     work = model_dir.parent / f"{model_dir.name}-candidates"
     readings = sample_readings(days=days, seed=seed)
-    model = AnomalyModel(spec=spec, seed=seed).fit(readings)
+    model = AnomalyModel(spec=spec, seed=seed, **(model_options or {})).fit(readings)
     training = {
         "sha256": training_hash(readings),
         "readings": len(readings),
@@ -71,8 +74,11 @@ def sample_package(
     days: float = SAMPLE_DAYS,
     seed: int = 0,
     spec: str = SAMPLE_SPEC,
+    model_options: dict | None = None,
 ) -> PackageResult:
     """Build out_dir/selected (a sample model) and out_dir/package (its archive)."""
     out_dir = Path(out_dir)
-    model_dir = sample_selected(out_dir / "selected", days=days, seed=seed, spec=spec)
+    model_dir = sample_selected(
+        out_dir / "selected", days=days, seed=seed, spec=spec, model_options=model_options
+    )
     return build_package(model_dir, out_dir / "package")
