@@ -146,3 +146,15 @@ def test_rows_in_any_order_scored_by_ts(selected_model, clean_readings):
     direct = selected_model.score(frame).set_index("ts")["score"]
     mixed = selected_model.score(shuffled).set_index("ts")["score"]
     pd.testing.assert_series_equal(direct.sort_index(), mixed.sort_index())
+
+
+def test_only_invalid_readings_score_invalid(selected_model, clean_readings):
+    frame = _frame(clean_readings.head(3)).reset_index(drop=True)
+    frame["co"] = np.nan
+    scored = selected_model.score(frame)
+    assert len(scored) == 3
+    assert (scored["status"] == "invalid").all()
+    assert not scored["flag"].any()
+    assert (scored["reasons"] == "co:missing").all()
+    empty = selected_model.score(frame.iloc[:0])
+    assert len(empty) == 0

@@ -92,6 +92,15 @@ def test_missing_value_is_invalid_not_flagged(loaded, window):
     assert "humidity:missing" in got["reasons"]
 
 
+def test_lone_invalid_reading_is_invalid(loaded, window):
+    messages = window(DEVICE, 1)
+    messages[0]["data"]["co"] = None
+    [got] = predictions(loaded, messages)
+    assert got["status"] == "invalid"
+    assert got["flag"] is False
+    assert "co:missing" in got["reasons"]
+
+
 def test_repeated_reading_is_invalid(loaded, window):
     messages = window(DEVICE, 5)
     got = predictions(loaded, messages + [messages[-1]])

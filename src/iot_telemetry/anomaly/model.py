@@ -223,7 +223,8 @@ class AnomalyModel:
         order = np.lexsort((frame["ts"].to_numpy()[rows], codes))
         rows, codes = rows[order], codes[order]
         ts = frame["ts"].to_numpy()[rows]
-        repeated = np.r_[False, (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])]
+        repeated = np.zeros(len(rows), dtype=bool)
+        repeated[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
         reasons[rows[repeated]] = "duplicate (device, ts)"
         rows = rows[~repeated]
 
