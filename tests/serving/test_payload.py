@@ -168,6 +168,27 @@ def test_invalid_json_rejected(document, fragment):
     assert validation_errors(document, "request") != []
 
 
+def test_lone_surrogate_device_rejected():
+    body = json.dumps(message(device_id="\ud800"))
+    assert '"\\ud800"' in body  # the escape is valid JSON text
+    error = error_of(body)
+    assert error.status == 400
+    assert "[0].device_id" in str(error)
+    assert "surrogate" in str(error)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/csv"])
+def test_text_body_bom_stripped(content_type):
+    if content_type == "text/csv":
+        body = "ts,device,co,humidity,light,lpg,motion,smoke,temp\n" \
+               "1594419195.292461,6e:81:c9:d4:9e:58,0.0061,55.1,true,0.0089,false,0.0239,31.8\n"
+    else:
+        body = json.dumps(MESSAGE)
+    plain = parse_body(body, content_type)
+    pd.testing.assert_frame_equal(parse_body("\ufeff" + body, content_type), plain)
+    pd.testing.assert_frame_equal(parse_body(("\ufeff" + body).encode(), content_type), plain)
+
+
 def test_nan_literal_rejected():
     error = error_of('{"data": {"co": NaN}}')
     assert error.status == 400

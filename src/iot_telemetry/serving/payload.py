@@ -162,7 +162,7 @@ def decode_body(body: bytes | str | None, charset: str) -> str:
             status=413,
         )
     if isinstance(body, str):
-        return body
+        return body.removeprefix("\ufeff")
     try:
         codecs.lookup(charset)
     except LookupError:
@@ -292,7 +292,11 @@ def _fast_frame(messages: list[object]) -> pd.DataFrame | None:
     low, high = TS_RANGE
     if not ((ts >= low) & (ts <= high)).all():
         return None
-    columns: dict[str, object] = {"device": pd.array(devices, dtype="string"), "ts": ts}
+    try:
+        device_array = pd.array(devices, dtype="string")
+    except UnicodeEncodeError:
+        return None
+    columns: dict[str, object] = {"device": device_array, "ts": ts}
     for position, name in enumerate(FLOAT_SENSORS):
         columns[name] = values[:, position].copy()
     # Every flag is True, False or None here, so the nullable arrays are
@@ -336,6 +340,9 @@ def frame_from_messages(messages: list[object]) -> pd.DataFrame:
         if not isinstance(device, str) or not device:
             errors.add(f"{path}.device_id is missing or not a non-empty string")
             device = ""
+        elif not _encodes(device):
+            errors.add(f"{path}.device_id is not valid Unicode text (it has a lone surrogate)")
+            device = ""
         if message.get("ts") is None:
             errors.add(f"{path}.ts is missing or null")
             ts = math.nan
@@ -375,6 +382,15 @@ def frame_from_messages(messages: list[object]) -> pd.DataFrame:
     return _build_frame(devices, stamps, floats, flags, context)
 
 
+def _encodes(text: str) -> bool:
+    """Return whether `text` encodes as UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _build_frame(
     devices: list[str],
     stamps: list[float],
@@ -382,8 +398,13 @@ def _build_frame(
     flags: dict[str, list[object]],
     context: list[bool],
 ) -> pd.DataFrame:
+    try:
+        device_array = pd.array(devices, dtype="string")
+    except UnicodeEncodeError:
+        raise RequestError("device ids must be valid Unicode text; one has a lone "
+                           "surrogate") from None
     columns: dict[str, object] = {
-        "device": pd.array(devices, dtype="string"),
+        "device": device_array,
         "ts": np.asarray(stamps, dtype="float64"),
     }
     for name in FLOAT_SENSORS:
