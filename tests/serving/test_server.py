@@ -215,6 +215,28 @@ def test_oversized_chunked_body_413(served):
         connection.close()
 
 
+def test_stalled_body_408_frees_worker(package_dir, monkeypatch):
+    import socket
+    import time
+
+    monkeypatch.setenv("IOT_TELEMETRY_BODY_TIMEOUT_S", "1")
+    with LocalEndpoint(package_dir, port=0, workers=1) as endpoint:
+        client = socket.create_connection((endpoint.host, endpoint.port), timeout=20)
+        with client:
+            # Content-Length announces 100 bytes, 2 arrive, the connection stays open.
+            client.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 100\r\n"
+                           b"\r\n{}")
+            started = time.monotonic()
+            response = client.recv(65536)
+            waited = time.monotonic() - started
+        assert response.startswith(b"HTTP/1.1 408")
+        assert b"Content-Length announces" in response
+        assert 0.5 < waited < 10
+        # The one worker serves the next request.
+        assert endpoint.ping() == 200
+
+
 def test_wrong_method_and_path(served):
     status, headers, _ = served.request("GET", "/invocations")
     assert status == 405

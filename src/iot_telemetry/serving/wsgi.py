@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from types import ModuleType
 from typing import Any, Callable, Iterable
@@ -29,6 +30,7 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    408: "Request Timeout",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     500: "Internal Server Error",
@@ -37,6 +39,11 @@ _JSON = "application/json"
 # Oversized bodies up to this size are read and discarded before the 413.
 MAX_DRAIN_BYTES = 4 * MAX_BODY_BYTES
 _DRAIN_CHUNK = 1 << 16
+# Maximum wait for the next bytes of a request body. A sync worker serves one
+# connection at a time, so a client that stops sending would hold it until
+# gunicorn's worker timeout.
+BODY_TIMEOUT_ENV = "IOT_TELEMETRY_BODY_TIMEOUT_S"
+DEFAULT_BODY_TIMEOUT_S = 10.0
 
 
 class EndpointApp:
@@ -52,6 +59,9 @@ class EndpointApp:
         self.handler = handler
         self.model = model
         self.info = dict(getattr(model, "info", {}) or {})
+        self.body_timeout_s = float(
+            os.environ.get(BODY_TIMEOUT_ENV) or DEFAULT_BODY_TIMEOUT_S
+        )
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -112,7 +122,7 @@ class EndpointApp:
         """
         if method != "POST":
             return (*_error(405, "use POST /invocations"), 0, 0.0)
-        body = _read_body(environ)
+        body = self._read_body_in_time(environ)
         if isinstance(body, RequestError):
             return (*_error(body.status, str(body)), 0, 0.0)
         content_type = environ.get("CONTENT_TYPE") or _JSON
@@ -132,6 +142,33 @@ class EndpointApp:
             )
         handler_s = time.perf_counter() - started
         return response.status, response.content_type, response.body, readings, handler_s
+
+
+    def _read_body_in_time(self, environ: dict) -> bytes | RequestError:
+        """Read the body with a socket timeout; a stalled client gets 408.
+
+        Only gunicorn exposes the client socket (``gunicorn.socket``); other
+        servers read without a timeout.
+        """
+        connection = environ.get("gunicorn.socket")
+        if connection is not None:
+            connection.settimeout(self.body_timeout_s)
+        try:
+            return _read_body(environ)
+        except TimeoutError:
+            log.warning(
+                "request body timed out: no bytes for %.1f s (Content-Length %s)",
+                self.body_timeout_s,
+                environ.get("CONTENT_LENGTH") or "none",
+            )
+            return RequestError(
+                f"request body not received: no bytes arrived for {self.body_timeout_s:g} s;"
+                " send the whole body that Content-Length announces",
+                status=408,
+            )
+        finally:
+            if connection is not None:
+                connection.settimeout(None)
 
 
 def _read_body(environ: dict) -> bytes | RequestError:
@@ -194,7 +231,11 @@ def _drain(stream, limit: int) -> None:
     """
     remaining = limit
     while remaining > 0:
-        chunk = stream.read(min(_DRAIN_CHUNK, remaining))
+        try:
+            chunk = stream.read(min(_DRAIN_CHUNK, remaining))
+        except TimeoutError:
+            # The client stopped sending, so send the 413 without the rest.
+            return
         if not chunk:
             return
         remaining -= len(chunk)
