@@ -62,6 +62,7 @@ def test_summarize_coverage_standard_error():
     assert row["coverage_80_se"] == pytest.approx(0.2 / np.sqrt(3))
     assert row["raw_coverage_80"] == pytest.approx(0.5)
     assert row["calibration_points"] == 40
+    assert row["calibrated_folds"] == 3
     table = coverage_table(summary, select_models(summary, "mae"))
     assert table.index.tolist() == [("dev", "temp", 6.0, "ets")]
     assert table.loc[("dev", "temp", 6.0, "ets"), "coverage_80"] == pytest.approx(0.8)
@@ -134,6 +135,11 @@ def test_describe_device_reads_the_numbers():
     summary = summarize(uncalibrated)
     text = describe_device(summary, select_models(summary, "mae"), "dev")
     assert text.endswith("its 80 % interval held 75% of the readings (not calibrated).")
+    partial = pd.DataFrame([_fold("ets", "2020-07-15", 0.21) | {"calibration_points": 0},
+                            _fold("ets", "2020-07-16", 0.21)])
+    summary = summarize(partial)
+    text = describe_device(summary, select_models(summary, "mae"), "dev")
+    assert text.endswith("(50% before calibration, which ran on 1 of 2 folds).")
 
 
 def test_describe_device_without_seasonal_baseline():

@@ -194,7 +194,8 @@ def _add_calibration_folds(plan: SeriesPlan, params: ForecastParams, first: int)
 
     A calibration fold needs the same history before its cutoff as the first
     scored fold (the season plus a step, unless the series runs without it).
-    Fewer folds than requested are noted; none at all flags UNCALIBRATED.
+    Fewer folds than requested are noted. None at all flags UNCALIBRATED:
+    the first scored fold then has nothing to calibrate on.
     """
     if params.calibration_folds == 0:
         return
@@ -210,8 +211,9 @@ def _add_calibration_folds(plan: SeriesPlan, params: ForecastParams, first: int)
     if not positions:
         plan.flags.append(UNCALIBRATED)
         plan.notes.append(
-            f"no room for a calibration fold of {window} before the first cutoff: the "
-            "intervals are the models' own, not calibrated"
+            f"no room for a calibration fold of {window} before the first cutoff: the first "
+            "scored fold keeps the models' own intervals, and later folds are calibrated "
+            "on the scored folds before them"
         )
     else:
         plan.notes.append(

@@ -85,6 +85,7 @@ def _pool(keys: tuple, group: pd.DataFrame) -> dict:
         row[f"coverage_{level}_se"] = (float(folds.std(ddof=1) / np.sqrt(len(folds)))
                                        if len(folds) > 1 else float("nan"))
     row["calibration_points"] = int(fitted["calibration_points"].min()) if len(fitted) else 0
+    row["calibrated_folds"] = int((scored["calibration_points"] > 0).sum())
     row["fit_seconds"] = float(fitted["fit_seconds"].mean()) if len(fitted) else float("nan")
     return row
 
@@ -219,10 +220,14 @@ def describe_device(summary: pd.DataFrame, selection: pd.DataFrame, device: str)
 
 
 def _calibration_clause(chosen: pd.Series) -> str:
-    """Say what the interval held before calibration, when it was calibrated."""
-    if chosen["calibration_points"] <= 0 or not np.isfinite(chosen["raw_coverage_80"]):
+    """Say what the interval held before calibration, and on how many folds it ran."""
+    calibrated, folds = int(chosen["calibrated_folds"]), int(chosen["n_folds"])
+    if calibrated == 0 or not np.isfinite(chosen["raw_coverage_80"]):
         return " (not calibrated)"
-    return f" ({chosen['raw_coverage_80']:.0%} before calibration)"
+    raw = f"{chosen['raw_coverage_80']:.0%} before calibration"
+    if calibrated < folds:
+        return f" ({raw}, which ran on {calibrated} of {folds} folds)"
+    return f" ({raw})"
 
 
 def coverage_table(summary: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFrame:
@@ -230,7 +235,8 @@ def coverage_table(summary: pd.DataFrame, selection: pd.DataFrame) -> pd.DataFra
     chosen = selection.dropna(subset=["model"])[["device", "target", "model"]]
     rows = summary.merge(chosen, on=["device", "target", "model"])
     columns = ["horizon_hours", "raw_coverage_80", "coverage_80", "coverage_80_se",
-               "raw_coverage_95", "coverage_95", "coverage_95_se", "calibration_points"]
+               "raw_coverage_95", "coverage_95", "coverage_95_se", "calibrated_folds",
+               "n_folds"]
     return rows.set_index(GROUP)[columns]
 
 
