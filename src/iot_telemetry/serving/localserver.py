@@ -65,6 +65,9 @@ def build_application(model_dir: Path, bind: str, workers: int, timeout_s: int):
     options = {
         "bind": [bind],
         "workers": workers,
+        # NOTE: a sync worker serves one connection at a time. A client that
+        # never finishes its request head blocks a worker until `timeout`
+        # (bodies time out sooner, in the app). SageMaker puts nginx in front.
         "worker_class": "sync",
         "timeout": timeout_s,
         "graceful_timeout": 10,
