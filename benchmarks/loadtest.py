@@ -236,9 +236,9 @@ def post_blocking(port: int, payload: bytes) -> tuple[int, float | None]:
     """Send one request on a new connection with a plain blocking socket.
 
     Same result as `post`. Against the same endpoint, the asyncio client's
-    latency was 0.7-1.9 ms higher at the median (1 to 1,000 readings, one
-    measurement), all of it in the client's event loop, so at concurrency 1
-    this client is used and the overhead measured is mostly the server's.
+    median latency was 0.7-1.9 ms higher (1 to 1,000 readings, measured
+    once), all of it spent in the client's event loop. So at concurrency 1
+    this client is used, and the overhead measured is mostly the server's.
     """
     with socket.create_connection(("127.0.0.1", port)) as connection:
         connection.sendall(payload)

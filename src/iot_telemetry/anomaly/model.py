@@ -185,9 +185,9 @@ class AnomalyModel:
     def context_seconds(self) -> float:
         """History (s) per device that a caller should send for full features.
 
-        The longest stuck limit, or the history the detector's features
-        need if that is longer: shorter windows still score, but can miss a
-        stuck sensor or a drift.
+        The maximum of the devices' stuck limits and the history the
+        detector's features need. Shorter windows still score, but can miss
+        a stuck sensor or a drift.
         """
         limits = [max(self.device_stuck_seconds.values(), default=0.0)]
         stuck = _find_thresholds(self.thresholds(), "run_seconds")

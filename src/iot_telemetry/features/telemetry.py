@@ -480,9 +480,9 @@ def isolated_outliers(
 
 def _initial_profile(device: str, block: pd.DataFrame) -> DeviceProfile:
     channels = channel_values(block)
-    kept = ~isolated_outliers(block)
-    center = {name: float(np.median(v[kept])) for name, v in channels.items()}
-    scale = {name: max(float(np.std(v[kept])), MIN_SCALE[name]) for name, v in channels.items()}
+    typical = ~isolated_outliers(block)
+    center = {name: float(np.median(v[typical])) for name, v in channels.items()}
+    scale = {name: max(float(np.std(v[typical])), MIN_SCALE[name]) for name, v in channels.items()}
     ts = block["ts"].to_numpy(dtype=float)
     interval = float(np.median(np.diff(ts))) if len(ts) > 1 else float("nan")
     return DeviceProfile(device, len(block), center, scale, median_interval_seconds=interval)
@@ -495,10 +495,10 @@ def _learn_daily_profile(
     ts = block["ts"].to_numpy(dtype=float)
     if len(ts) < 2 or ts[-1] - ts[0] < 86400.0 * config.daily_profile_days:
         return
-    kept = ~isolated_outliers(block)
-    design = daily_design(ts[kept])
+    typical = ~isolated_outliers(block)
+    design = daily_design(ts[typical])
     for name, values in channel_values(block).items():
-        level = (values[kept] - profile.center[name]) / profile.scale[name]
+        level = (values[typical] - profile.center[name]) / profile.scale[name]
         profile.daily[name] = np.linalg.lstsq(design, level, rcond=None)[0].tolist()
 
 
