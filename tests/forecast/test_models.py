@@ -111,6 +111,21 @@ def test_models_without_missing_support_reject_nan(train, model):
         MODELS[model].fit_predict(holed, 3, SEASON, ModelOptions())
 
 
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("seasonal", [True, False])
+def test_constant_window_gives_its_value(train, model, seasonal):
+    spec = MODELS[model]
+    if not seasonal and not (spec.drops_season or not spec.seasons_required):
+        pytest.skip(f"{model} has no non-seasonal variant")
+    flat = pd.Series(20.5, index=train.index)
+    options = ModelOptions(prophet_uncertainty_samples=100)
+    forecast = spec.fit_predict(flat, 5, SEASON if seasonal else None, options)
+    frame = forecast.frame
+    assert len(frame) == 5
+    np.testing.assert_allclose(frame["point"], 20.5, atol=1e-6)
+    np.testing.assert_allclose(frame["upper_95"] - frame["lower_95"], 0.0, atol=1e-3)
+
+
 def test_prophet_accepts_nan_and_is_repeatable(train):
     holed = train.copy()
     holed.iloc[20:30] = np.nan

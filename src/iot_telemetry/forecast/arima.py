@@ -83,6 +83,11 @@ def stl_arima(
             # The step after the last label has the phase of the last season's first step.
             seasonal_future = seasonal[-season:][np.arange(steps) % season]
         center = float(adjusted.mean()) if order[1] == 0 else 0.0
+        if np.ptp(adjusted) == 0.0:
+            # The innovations fit raises ZeroDivisionError on a constant
+            # window (statsmodels 0.15), so the window's value is returned,
+            # as the other models return it.
+            return _constant_forecast(train, steps, center + seasonal_future, order, season)
         result = ARIMA(adjusted - center, order=order, trend="n").fit(method=ARIMA_METHOD)
         prediction = result.get_forecast(steps)
         frames = {level: prediction.summary_frame(alpha=1 - level / 100) for level in (80, 95)}
@@ -102,6 +107,25 @@ def stl_arima(
         aic=json_number(result.aic),
         warnings=sorted({str(w.message) for w in caught}),
     )
+    frame = forecast_frame(future_index(train, steps), point, bounds)
+    return Forecast(frame, params, SEASONAL if season else NON_SEASONAL)
+
+
+def _constant_forecast(
+    train: pd.Series, steps: int, point: np.ndarray, order: tuple, season: int | None
+) -> Forecast:
+    """Return `point` with zero-width intervals for a window without variation."""
+    point = np.asarray(point, dtype=float)
+    bounds = {f"{side}_{level}": point for side in ("lower", "upper") for level in (80, 95)}
+    params = {
+        "order": list(order),
+        "method": None,
+        "mean": json_number(float(point[0])) if len(point) else None,
+        "stl_period": int(season) if season else None,
+        "warnings": [
+            "constant training window: ARIMA was not fitted and the intervals have zero width"
+        ],
+    }
     frame = forecast_frame(future_index(train, steps), point, bounds)
     return Forecast(frame, params, SEASONAL if season else NON_SEASONAL)
 
