@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from iot_telemetry.anomaly import stage
-from iot_telemetry.anomaly.model import ModelVerificationError, load_selected, verify_artifacts
+from iot_telemetry.anomaly.model import (
+    DUPLICATE_REASON,
+    ModelVerificationError,
+    load_selected,
+    verify_artifacts,
+)
 from iot_telemetry.anomaly.select import write_selected
 from iot_telemetry.cli import main
 from iot_telemetry.data.readers import read_inputs
@@ -120,16 +125,34 @@ def test_score_command_one_row_per_reading(model_dir, capture_head, tmp_path, su
     assert status == 0
     scored = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     ingested = read_inputs([capture_head])
-    assert len(scored) == len(ingested.readings) + len(ingested.quarantine)
+    expected_rows = len(ingested.readings) + len(ingested.quarantine) + len(ingested.duplicates)
+    assert len(scored) == expected_rows
     assert len(ingested.readings) >= 1990
     assert list(scored.columns) == ["device", "ts", "score", "flag", "status", "reasons"]
-    invalid = scored[scored["status"] == "invalid"]
+    invalid = scored[scored["reasons"].fillna("").str.startswith("quarantined: ")]
     assert len(invalid) == len(ingested.quarantine) >= 1
-    assert invalid["reasons"].str.startswith("quarantined: ").all()
+    assert (invalid["status"] == "invalid").all()
     assert not invalid["flag"].astype(bool).any()
     # The capture's ids are mapped to the Kaggle ids the model was trained on.
     assert (scored["status"] != "unknown_device").all()
     assert "flagged" in capsys.readouterr().out
+
+
+def test_score_command_keeps_exact_duplicates(model_dir, capture_head, tmp_path):
+    messages = json.loads(capture_head.read_text())
+    doubled = tmp_path / "doubled.json"
+    doubled.write_text(json.dumps(messages + messages[10:13]))
+    out = tmp_path / "scored.csv"
+    assert main(["score", str(doubled), "--out", str(out), "--model", str(model_dir)]) == 0
+    scored = pd.read_csv(out)
+    assert len(scored) == len(messages) + 3
+    repeats = scored[scored["reasons"] == DUPLICATE_REASON]
+    assert len(repeats) == 3
+    assert (repeats["status"] == "invalid").all()
+    assert not repeats["flag"].astype(bool).any()
+    assert repeats["score"].isna().all()
+    originals = {message["ts"] for message in messages[10:13]}
+    assert set(repeats["ts"]) == originals
 
 
 def test_score_command_rejects_unknown_suffix(model_dir, capture_head, tmp_path):

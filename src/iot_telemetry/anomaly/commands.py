@@ -70,11 +70,14 @@ def score_inputs(paths: list[Path], model_dir: Path, aliases: dict[str, str] | N
     """Read inputs and score them; returns the output table.
 
     Quarantined rows follow the scored readings, with status invalid, a
-    NaN score and the reason prefixed by "quarantined: ".
+    NaN score and the reason prefixed by "quarantined: ". Exact duplicates
+    (a repeated device and ts with equal values, which ingest drops) come
+    last, invalid with the reason the endpoint gives them, so every input
+    reading has one output row.
     """
     import pandas as pd
 
-    from iot_telemetry.anomaly.model import ModelVerificationError, load_selected
+    from iot_telemetry.anomaly.model import DUPLICATE_REASON, ModelVerificationError, load_selected
     from iot_telemetry.data.readers import read_inputs
 
     try:
@@ -83,18 +86,32 @@ def score_inputs(paths: list[Path], model_dir: Path, aliases: dict[str, str] | N
         raise InputError(str(error)) from error
     result = read_inputs(paths, aliases=aliases)
     scored = model.score(result.readings)
+    parts = [scored]
     quarantine = result.quarantine
     if len(quarantine):
-        rejected = pd.DataFrame({
-            "device": quarantine["device"].astype("string"),
-            "ts": quarantine["ts"].astype("float64"),
-            "score": float("nan"),
-            "flag": False,
-            "status": "invalid",
-            "reasons": ("quarantined: " + quarantine["reason"].astype(str)).astype("string"),
-        })
-        scored = pd.concat([scored, rejected.astype(scored.dtypes.to_dict())], ignore_index=True)
-    return scored
+        reasons = "quarantined: " + quarantine["reason"].astype(str)
+        parts.append(_invalid_rows(quarantine, reasons))
+    duplicates = result.duplicates
+    if duplicates is not None and len(duplicates):
+        parts.append(_invalid_rows(duplicates, DUPLICATE_REASON))
+    if len(parts) == 1:
+        return scored
+    dtypes = scored.dtypes.to_dict()
+    return pd.concat([parts[0], *(part.astype(dtypes) for part in parts[1:])], ignore_index=True)
+
+
+def _invalid_rows(rows, reasons):
+    """Return output rows with status invalid for readings that were not scored."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "device": rows["device"].astype("string"),
+        "ts": rows["ts"].astype("float64"),
+        "score": float("nan"),
+        "flag": False,
+        "status": "invalid",
+        "reasons": pd.Series(reasons, index=rows.index).astype("string"),
+    })
 
 
 def run_score(args: argparse.Namespace) -> int:

@@ -64,6 +64,8 @@ from iot_telemetry.features.telemetry import (
 )
 
 log = logging.getLogger(__name__)
+# Reason of a reading whose device and ts repeat an earlier reading's.
+DUPLICATE_REASON = "duplicate (device, ts)"
 
 OUTPUT_COLUMNS = ("device", "ts", "score", "flag", "status", "reasons")
 STATUSES = ("ok", "invalid", "stuck", "unknown_device")
@@ -225,7 +227,7 @@ class AnomalyModel:
         ts = frame["ts"].to_numpy()[rows]
         repeated = np.zeros(len(rows), dtype=bool)
         repeated[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
-        reasons[rows[repeated]] = "duplicate (device, ts)"
+        reasons[rows[repeated]] = DUPLICATE_REASON
         rows = rows[~repeated]
 
         if len(rows):

@@ -54,6 +54,8 @@ class IngestResult:
     readings: pd.DataFrame
     quarantine: pd.DataFrame
     summary: dict
+    # Device and ts of each exact duplicate dropped (the summary counts them).
+    duplicates: pd.DataFrame | None = None
 
 
 def read_inputs(
@@ -102,7 +104,9 @@ def read_inputs(
         "read %d rows: kept %d, %d exact duplicates, %d quarantined",
         summary["read"], summary["kept"], summary["duplicates"], summary["quarantined"],
     )
-    return IngestResult(kept, quarantine.reset_index(drop=True), summary)
+    exact = dedupe.exact if dedupe.exact is not None else readings.iloc[0:0]
+    duplicates = exact[["device", "ts"]].reset_index(drop=True)
+    return IngestResult(kept, quarantine.reset_index(drop=True), summary, duplicates)
 
 
 @dataclass

@@ -364,6 +364,8 @@ class DedupeResult:
     exact_duplicates: int
     duplicates_by_device: dict[str, int]
     conflicts: pd.DataFrame
+    # The exact duplicates that were dropped, sorted by device then ts.
+    exact: pd.DataFrame | None = None
 
 
 def deduplicate(readings: pd.DataFrame, order: np.ndarray | None = None) -> DedupeResult:
@@ -385,7 +387,7 @@ def deduplicate(readings: pd.DataFrame, order: np.ndarray | None = None) -> Dedu
     repeated[1:] = (codes[1:] == codes[:-1]) & (ts[1:] == ts[:-1])
     kept = readings.iloc[permutation[~repeated]].reset_index(drop=True)
     if not repeated.any():
-        return DedupeResult(kept, 0, {}, readings.iloc[0:0])
+        return DedupeResult(kept, 0, {}, readings.iloc[0:0], readings.iloc[0:0])
 
     # Each repeat is compared with the first row of its run of equal keys.
     run_start = np.maximum.accumulate(np.where(repeated, 0, np.arange(len(readings))))
@@ -404,4 +406,5 @@ def deduplicate(readings: pd.DataFrame, order: np.ndarray | None = None) -> Dedu
         int(same.sum()),
         {str(k): int(v) for k, v in by_device.items()},
         conflicts,
+        exact,
     )
