@@ -144,6 +144,33 @@ def test_invalid_messages_go_to_dead_letters(params, tmp_path):
     assert len(read_inputs([out]).readings) == len(bad) + 1
 
 
+def test_conflicting_duplicates_are_dead_letters(params, tmp_path):
+    out = tmp_path / "out"
+    topic = f"telemetry/{VALID['device_id']}"
+    changed = valid_message(0)
+    changed["data"]["temp"] += 1.0
+    later = valid_message(1)
+    later["data"]["temp"] -= 1.0
+    with running_ingester(params, out) as ingester:
+        # One conflict inside a batch, then one against a stored reading.
+        publish_raw(params, [(topic, encode(valid_message(0))), (topic, encode(changed)),
+                             (topic, encode(valid_message(1)))])
+        assert wait_until(lambda: ingester.counters.flushes >= 1
+                          and ingester.counters.stored == 2, 10)
+        publish_raw(params, [(topic, encode(later))])
+        assert wait_until(lambda: ingester.counters.rejected == 2, 10)
+
+    records = sorted(read_dead_letters(out), key=lambda record: record["ts"])
+    assert [record["reason"] for record in records] == ["conflicting duplicate"] * 2
+    assert [record["ts"] for record in records] == [VALID["ts"], VALID["ts"] + 1]
+    assert all(record["device"] == VALID["device_id"] for record in records)
+    assert "earlier message in this batch" in records[0]["detail"]
+    assert "stored reading" in records[1]["detail"]
+    stored = read_inputs([out]).readings
+    assert sorted(stored["temp"]) == [VALID["data"]["temp"]] * 2
+    assert ingester.counters.flushes <= 3
+
+
 def test_topic_and_device_id_mismatch_is_rejected(params, tmp_path):
     out = tmp_path / "out"
     with running_ingester(params, out) as ingester:

@@ -497,10 +497,13 @@ class Ingester:
 
     def _conflicts(self, conflicts: pd.DataFrame, batch: list[Pending], other: str,
                    rejects: list) -> None:
-        for row in conflicts.itertuples(index=False):
-            rejects.append((batch[int(row._line) - 1], REASON_CONFLICT,
+        # Columns by name: itertuples renames fields that start with "_".
+        rows = zip(conflicts["_line"].to_numpy(), conflicts["device"].to_numpy(dtype=object),
+                   conflicts["ts"].to_numpy(dtype=float))
+        for line, device, ts in rows:
+            rejects.append((batch[int(line) - 1], REASON_CONFLICT,
                             f"same (device, ts) as {other} with different values",
-                            str(row.device), float(row.ts)))
+                            str(device), float(ts)))
 
     def _log_progress(self, now: float) -> None:
         elapsed = now - self._last_log
