@@ -175,6 +175,28 @@ def test_endpoint_down_loses_no_reading(params):
 
 @pytest.mark.broker
 @pytest.mark.timeout(60)
+def test_aliases_map_request_not_alerts(params):
+    messages = messages_from_readings(rule_readings(30, {12: 50.0}))
+    aliases = {DEVICES[0]: "0e:9c:00:4c:1c:51"}
+    endpoint_server = RuleEndpoint()
+    collector = AlertCollector(params)
+    try:
+        with running_scorer(params, HttpEndpoint(endpoint_server.url), aliases=aliases) as scorer:
+            publish(params, messages)
+            assert wait_until(lambda: scorer.counters.scored == len(messages), 20)
+            assert wait_until(lambda: len(collector.alerts) >= 1, 10)
+    finally:
+        collector.close()
+        endpoint_server.close()
+    sent = {device for device, _ in endpoint_server.scored}
+    assert "0e:9c:00:4c:1c:51" in sent
+    assert DEVICES[0] not in sent
+    assert DEVICES[1] in sent
+    assert {alert["device_id"] for alert in collector.alerts} == {DEVICES[0]}
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(60)
 def test_redelivered_reading_scored_once(params):
     messages = messages_from_readings(rule_readings(12, {}))
     endpoint_server = RuleEndpoint()
@@ -263,3 +285,17 @@ def test_endpoint_choice_follows_params():
     assert remote.name == "sagemaker:telemetry"
     with pytest.raises(ValueError, match="endpoint URL must be"):
         HttpEndpoint("127.0.0.1:8080")
+
+
+def test_score_aliases_default_to_params(tmp_path):
+    import argparse
+
+    from iot_telemetry.stream.commands import _score_aliases
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("devices:\n  aliases:\n    aa:aa: bb:bb\n")
+    base = {"params": str(params_file), "alias": None, "no_aliases": False}
+    assert _score_aliases(argparse.Namespace(**base)) == {"aa:aa": "bb:bb"}
+    flagged = argparse.Namespace(**{**base, "alias": ["cc:cc=dd:dd"]})
+    assert _score_aliases(flagged) == {"cc:cc": "dd:dd"}
+    assert _score_aliases(argparse.Namespace(**{**base, "no_aliases": True})) == {}

@@ -297,6 +297,11 @@ def _add_score(commands) -> None:
                         "`score_client_id`)")
     parser.add_argument("--idle-exit-s", type=float,
                         help="stop after this many seconds without a message")
+    parser.add_argument("--alias", action="append", default=None, metavar="OLD=NEW",
+                        help="map a device id before scoring (repeatable); default: params "
+                        "`devices.aliases`, the mapping ingest applies")
+    parser.add_argument("--no-aliases", action="store_true",
+                        help="send device ids to the endpoint as they are")
     _connection_flags(parser)
     parser.set_defaults(handler=run_score)
 
@@ -308,12 +313,32 @@ def run_score(args: argparse.Namespace) -> int:
     params = _params(args, endpoint_url=args.endpoint_url, endpoint_name=args.endpoint_name,
                      region=args.region, score_batch_size=args.batch_size,
                      alert_gap_s=args.gap_s, score_client_id=args.client_id)
-    scorer = LiveScorer(params, endpoint_from_params(params))
+    scorer = LiveScorer(params, endpoint_from_params(params), aliases=_score_aliases(args))
     scorer.install_signal_handlers()
     counters = scorer.run(idle_exit_s=args.idle_exit_s)
     print(f"scored {counters.scored} readings, flagged {counters.flagged}, published "
           f"{counters.alerts} alerts ({counters.events} events)")
     return 0
+
+
+def _score_aliases(args: argparse.Namespace) -> dict[str, str]:
+    """Return the device id mapping for the scorer: flags, else params.yaml's."""
+    from pathlib import Path
+
+    from iot_telemetry.data.devices import parse_alias_options
+    from iot_telemetry.errors import InputError
+    from iot_telemetry.paths import project_root
+    from iot_telemetry.pipeline.params import load_params
+
+    if args.no_aliases:
+        return {}
+    if args.alias:
+        try:
+            return parse_alias_options(args.alias)
+        except ValueError as error:
+            raise InputError(str(error)) from error
+    path = Path(args.params) if args.params else project_root() / "params.yaml"
+    return dict(load_params(path).get("devices", {}).get("aliases") or {})
 
 
 # check

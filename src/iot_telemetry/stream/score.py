@@ -88,8 +88,9 @@ class LiveScorer:
 
     def __init__(self, params: StreamParams, endpoint: EndpointClient,
                  topic: str | None = None, retry_initial_s: float = 0.5,
-                 retry_max_s: float = 30.0):
+                 retry_max_s: float = 30.0, aliases: dict[str, str] | None = None):
         self.params = params
+        self.aliases = dict(aliases or {})
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.endpoint = endpoint
@@ -233,13 +234,24 @@ class LiveScorer:
         return fresh
 
     def _request(self, fresh: list[dict]) -> dict:
+        """Build the endpoint request: context windows, then the fresh readings.
+
+        Device ids are mapped through `aliases` in the request only, so the
+        model receives the ids it was trained on while alerts keep the ids the
+        devices publish.
+        """
         devices = {message["device_id"] for message in fresh}
         instances = [
-            {**message, "context": True}
+            self._aliased({**message, "context": True})
             for device in sorted(devices)
             for message in self.windows.get(device, ())
         ]
-        return {"instances": instances + fresh}
+        return {"instances": instances + [self._aliased(dict(message)) for message in fresh]}
+
+    def _aliased(self, message: dict) -> dict:
+        device = message["device_id"]
+        message["device_id"] = self.aliases.get(device, device)
+        return message
 
     def _invoke(self, request: dict, count: int) -> dict | None:
         """Call the endpoint, retrying with backoff while it is unavailable.
