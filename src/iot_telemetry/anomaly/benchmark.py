@@ -141,6 +141,8 @@ def _summarize(kinds: dict[str, dict], clean: dict) -> dict:
         },
         "false_alarms_per_day": clean["all"]["false_alarms_per_day"],
         "false_alarm_episodes_per_day": clean["all"]["episodes_per_day"],
+        "false_alarms": clean["all"]["false_alarms"],
+        "clean_device_days": clean["all"]["days"],
         # Kinds without events (a test part too short for a drift) have NaN
         # F1 and do not count.
         "f1_min": _nan_stat(np.nanmin, list(f1.values())),

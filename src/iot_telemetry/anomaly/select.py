@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 MANIFEST_FILE = "manifest.json"
 SELECTION_BENCHMARK = "input"
 LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn", "joblib")
+# One-sided significance at which a false-alarm count breaks the budget.
+BUDGET_P_VALUE = 0.05
 
 
 def rank_candidates(
@@ -42,10 +44,14 @@ def rank_candidates(
 ) -> list[dict]:
     """Order candidates by `metric` on the input benchmark, best first.
 
-    Candidates with more false alarms per device-day on clean data than
-    `max_false_alarms_per_day` rank after all others. Ties go to fewer false
-    alarms per day, then to fewer detector parts, then to the name. NaN
-    metrics rank last.
+    Candidates over the alarm budget rank after all others. A candidate is
+    over it when its false alarms on clean data are more than a Poisson
+    count at `max_false_alarms_per_day` would give with probability
+    BUDGET_P_VALUE (`over_alarm_budget`). On a short clean part this keeps
+    chance from deciding: 3 alarms in 1.5 device-days (2 per day) fit a
+    budget of 1 per day with p = 0.19, while 147 in 12 device-days do not.
+    Ties go to fewer false alarms per day, then to fewer detector parts,
+    then to the name. NaN metrics rank last.
 
     Args:
         candidates: spec -> {"input": summary, ...} as in anomaly.json.
@@ -66,7 +72,9 @@ def rank_candidates(
         value = summary[metric]
         alarms = summary.get("false_alarms_per_day")
         alarms = alarms if _is_number(alarms) else math.inf
-        within = max_false_alarms_per_day is None or alarms <= max_false_alarms_per_day
+        within = max_false_alarms_per_day is None or not over_alarm_budget(
+            summary, max_false_alarms_per_day
+        )
         rows.append({"candidate": spec, metric: value, "false_alarms_per_day": alarms,
                      "within_alarm_budget": within})
     if not rows:
@@ -79,6 +87,27 @@ def rank_candidates(
                 row["false_alarms_per_day"], row["candidate"].count("+"), row["candidate"])
 
     return sorted(rows, key=key)
+
+
+def over_alarm_budget(summary: dict, budget_per_day: float) -> bool:
+    """Return whether a candidate's clean-data false alarms exceed the budget.
+
+    With the count and the device-days of the clean part (anomaly.json
+    stores both), the count is tested against a Poisson count of mean
+    `budget_per_day` times the days: over when P(X >= count) is below
+    BUDGET_P_VALUE. Summaries without the count compare the rate alone.
+    """
+    rate = summary.get("false_alarms_per_day")
+    if not _is_number(rate):
+        return True
+    count, days = summary.get("false_alarms"), summary.get("clean_device_days")
+    if not (_is_number(count) and _is_number(days) and days > 0):
+        return rate > budget_per_day
+    if rate <= budget_per_day:
+        return False
+    from scipy.stats import poisson
+
+    return float(poisson.sf(count - 1, budget_per_day * days)) < BUDGET_P_VALUE
 
 
 def _is_number(value) -> bool:

@@ -139,7 +139,8 @@ def run_study(params: AnomalyParams, data_input: str = "synthetic") -> Study:
 def compact(evaluation: dict) -> dict:
     """Keep the per-kind numbers and the per-device F1 of one evaluation."""
     keys = ("f1", "recall", "precision", "pr_auc", "delay_seconds_median", "false_alarms_per_day",
-            "false_alarm_episodes_per_day", "f1_min", "f1_mean", "pr_auc_mean")
+            "false_alarm_episodes_per_day", "false_alarms", "clean_device_days", "f1_min",
+            "f1_mean", "pr_auc_mean")
     summary = {key: evaluation[key] for key in keys}
     summary["f1_by_device"] = {
         kind: {device: result["f1"] for device, result in evaluation["kinds"][kind]["by_device"].items()}
