@@ -848,3 +848,15 @@ def test_capture_twice_all_duplicates(tmp_path, ingest, mqtt_capture):
     assert run.summary["kept"] == 50_269
     assert run.summary["duplicates"] == 50_271
     assert run.summary["quarantined"] == 0
+
+
+def test_no_valid_rows_warns(tmp_path, ingest, caplog):
+    path = write(tmp_path, "bad.csv", HEADER + "\n" + row(light="maybe") + "\n")
+    run = ingest(path)
+    assert run.status == 0
+    assert_accounted(run, 1)
+    assert run.summary["kept"] == 0
+    warnings = [record.getMessage() for record in caplog.records
+                if record.levelno == logging.WARNING]
+    assert any("no valid readings" in text and "quarantine.parquet" in text
+               for text in warnings)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from iot_telemetry.errors import InputError
-from iot_telemetry.pipeline import runner
+from iot_telemetry.pipeline import runner, stages
 from iot_telemetry.pipeline.params import load_params
 from iot_telemetry.pipeline.stages import notebook_parameters
 
@@ -118,3 +120,39 @@ def test_project_notebooks_accept_their_sections(project_root):
         declared = runner.declared_parameters(notebook)
         values = notebook_parameters(stage, params, declared)
         runner.check_parameters(notebook, values)
+
+
+def test_params_invalid_yaml_clear_error(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("ingest:\n  out: [data\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_params_unknown_timezone_named(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("ingest:\n  source_timezone: Mars/Olympus\n")
+    with pytest.raises(InputError, match="Mars/Olympus") as caught:
+        load_params(path)
+    assert "IANA" in str(caught.value)
+
+
+def test_ingest_stage_rejects_input_without_readings(tmp_path, project_root):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "ts,device,co,humidity,light,lpg,motion,smoke,temp\n"
+        "1594512094.3859746,b8:27:eb:bf:9d:51,0.0049,51.0,maybe,0.0076,false,0.0204,22.7\n"
+    )
+    params = load_params(project_root / "params.yaml")
+    params["data"]["input"] = str(bad)
+    params["ingest"]["out"] = str(tmp_path / "interim")
+
+    with pytest.raises(InputError, match="no valid readings: 1 rows read, 1 quarantined"):
+        stages.run_ingest(params, tmp_path)
+
+    # The quarantine the error points to is written before the stage fails.
+    quarantine = pd.read_parquet(tmp_path / "interim" / "quarantine.parquet")
+    assert len(quarantine) == 1
+    assert "light" in quarantine["reason"].iloc[0]
+    summary = json.loads((tmp_path / "reports" / "metrics" / "ingest.json").read_text())
+    assert summary["kept"] == 0

@@ -78,6 +78,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     counts = {key: result.summary[key] for key in ("read", "kept", "duplicates", "quarantined")}
     print(json.dumps({"out": str(args.out), **counts}))
     log.info("wrote %s", ", ".join(str(path) for path in paths.values()))
+    if not counts["kept"]:
+        log.warning(
+            "no valid readings in the input: see the reasons in %s",
+            paths["quarantine"],
+        )
     return 0
 
 

@@ -47,6 +47,21 @@ JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 MAX_ZIP_MEMBER_BYTES = 1 << 30
 
 
+def require_readings(result: "IngestResult", out: Path) -> None:
+    """Raise InputError naming the quarantine file when ingest kept no reading.
+
+    Call it after writing the outputs, so the quarantine can be read.
+    """
+    if len(result.readings):
+        return
+    summary = result.summary
+    raise InputError(
+        f"no valid readings: {summary['read']} rows read, {summary['quarantined']} quarantined"
+        f" and {summary['duplicates']} duplicates; see the reasons in"
+        f" {Path(out) / 'quarantine.parquet'}, fix or replace the input and run again"
+    )
+
+
 @dataclass
 class IngestResult:
     """Validated readings, rejected rows and the counts of one ingest."""

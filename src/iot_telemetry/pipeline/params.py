@@ -56,9 +56,16 @@ class Ingest(Section):
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
         if value is not None:
-            from zoneinfo import ZoneInfo
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-            ZoneInfo(value)
+            # ZoneInfoNotFoundError is a KeyError, which pydantic does not
+            # turn into a validation error naming the key.
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+                raise ValueError(
+                    f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin"
+                ) from error
         return value
 
 
@@ -84,7 +91,10 @@ def load_params(path: Path) -> dict[str, Any]:
     """
     if not path.is_file():
         raise InputError(f"params file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"params file {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     params: dict[str, Any] = {}

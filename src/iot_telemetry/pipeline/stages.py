@@ -97,7 +97,7 @@ def run_synthesize(params: dict[str, Any], root: Path) -> None:
 
 
 def run_ingest(params: dict[str, Any], root: Path) -> None:
-    from iot_telemetry.data.readers import read_inputs, write_outputs
+    from iot_telemetry.data.readers import read_inputs, require_readings, write_outputs
 
     section = params["ingest"]
     result = read_inputs(
@@ -105,7 +105,9 @@ def run_ingest(params: dict[str, Any], root: Path) -> None:
         timezone=section["source_timezone"],
         aliases=params["devices"]["aliases"],
     )
-    write_outputs(result, resolve(section["out"], root))
+    out = resolve(section["out"], root)
+    write_outputs(result, out)
     metrics = root / "reports" / "metrics" / "ingest.json"
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(result.summary, indent=2) + "\n")
+    require_readings(result, out)
