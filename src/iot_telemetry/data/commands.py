@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_ingest(args: argparse.Namespace) -> int:
     from iot_telemetry.data.devices import CAPTURE_TO_KAGGLE, parse_alias_options
     from iot_telemetry.data.readers import read_inputs, write_outputs
+    from iot_telemetry.data.validate import check_timezone
 
     if args.no_aliases:
         aliases = {}
@@ -68,7 +69,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             raise InputError(str(error)) from error
     else:
         aliases = dict(CAPTURE_TO_KAGGLE)
-    _check_timezone(args.timezone)
+    check_timezone(args.timezone)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -94,16 +95,3 @@ def run_synthesize(args: argparse.Namespace) -> int:
     truth = write_twin(args.out, days=args.days, seed=args.seed, start=args.start)
     print(json.dumps({"out": str(args.out), "truth": str(truth)}))
     return 0
-
-
-def _check_timezone(zone: str | None) -> None:
-    if zone is None:
-        return
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
-        raise InputError(
-            f"unknown time zone {zone!r}: use an IANA name such as Europe/Berlin"
-        ) from error

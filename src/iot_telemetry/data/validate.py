@@ -29,6 +29,7 @@ from iot_telemetry.data.columns import (
     TEMP_RANGE_C,
     TS_RANGE,
 )
+from iot_telemetry.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,22 @@ def parse_bool_column(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     parsed[is_false] = False
     unknown = ~(is_true | is_false | blank)
     return parsed, unknown
+
+
+def check_timezone(zone: str | None) -> None:
+    """Raise InputError unless `zone` is None or an IANA time zone name."""
+    if zone is None:
+        return
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    # ZoneInfoNotFoundError is a KeyError, so callers that turn ValueError
+    # into a message (argparse, pydantic) would not catch it.
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
+        raise InputError(
+            f"unknown time zone {zone!r}: use an IANA name such as Europe/Berlin"
+        ) from error
 
 
 def parse_ts_column(values: pd.Series, timezone: str | None) -> pd.Series:

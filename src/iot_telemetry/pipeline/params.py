@@ -55,17 +55,9 @@ class Ingest(Section):
     @field_validator("source_timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from iot_telemetry.data.validate import check_timezone
 
-            # ZoneInfoNotFoundError is a KeyError, which pydantic does not
-            # turn into a validation error naming the key.
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError, OSError) as error:
-                raise ValueError(
-                    f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin"
-                ) from error
+        check_timezone(value)
         return value
 
 
