@@ -240,6 +240,14 @@ def test_unknown_charset_415():
     assert "klingon" in str(error)
 
 
+@pytest.mark.parametrize("charset", ["rot13", "hex", "base64", "zlib", "uu_codec"])
+def test_non_text_charset_415(charset):
+    error = error_of(b"[]", f"application/json; charset={charset}")
+    assert error.status == 415
+    assert charset in str(error)
+    assert "not a text encoding" in str(error)
+
+
 def test_undecodable_body_400():
     error = error_of(b"\xff\xfe\xfa", "application/json; charset=utf-8")
     assert error.status == 400

@@ -180,6 +180,13 @@ def test_wrong_content_type_415(served):
     assert "application/json, text/csv" in document["message"]
 
 
+def test_non_text_charset_415(served):
+    document = error_document(
+        served, b"[]", "application/json; charset=rot13", expected=415
+    )
+    assert "rot13" in document["message"]
+
+
 def test_unsupported_accept_406(served, window):
     document = error_document(
         served,

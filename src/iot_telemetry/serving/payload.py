@@ -169,7 +169,13 @@ def decode_body(body: bytes | str | None, charset: str) -> str:
         raise RequestError(f"unsupported charset {charset!r}", status=415) from None
     try:
         text = bytes(body).decode(charset)
-    except UnicodeDecodeError as error:
+    except LookupError:
+        # Python also names non-text codecs (rot13, hex, base64, zlib) by
+        # lookup, but bytes.decode rejects them with LookupError.
+        raise RequestError(
+            f"unsupported charset {charset!r}: not a text encoding", status=415
+        ) from None
+    except UnicodeError as error:
         raise RequestError(f"body is not valid {charset}: {error}") from None
     return text.removeprefix("\ufeff")
 
