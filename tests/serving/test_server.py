@@ -222,6 +222,14 @@ def test_oversized_chunked_body_413(served):
         connection.close()
 
 
+def read_until_closed(client) -> bytes:
+    """Read from a socket until the server closes the connection."""
+    chunks = []
+    while chunk := client.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def test_stalled_body_408_frees_worker(package_dir, monkeypatch):
     import socket
     import time
@@ -235,12 +243,47 @@ def test_stalled_body_408_frees_worker(package_dir, monkeypatch):
                            b"Content-Type: application/json\r\nContent-Length: 100\r\n"
                            b"\r\n{}")
             started = time.monotonic()
-            response = client.recv(65536)
+            response = read_until_closed(client)
             waited = time.monotonic() - started
         assert response.startswith(b"HTTP/1.1 408")
         assert b"Content-Length announces" in response
         assert 0.5 < waited < 10
         # The one worker serves the next request.
+        assert endpoint.ping() == 200
+
+
+def test_trickled_body_408_frees_worker(package_dir, monkeypatch):
+    import socket
+    import time
+
+    monkeypatch.setenv("IOT_TELEMETRY_BODY_TIMEOUT_S", "1")
+    with LocalEndpoint(package_dir, port=0, workers=1) as endpoint:
+        client = socket.create_connection((endpoint.host, endpoint.port), timeout=20)
+        with client:
+            client.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 100\r\n"
+                           b"\r\n")
+            # One byte every 0.3 s: no single wait reaches the 1 s limit, but
+            # the whole body would take 30 s.
+            started = time.monotonic()
+            client.settimeout(0.3)
+            response = b""
+            for _ in range(100):
+                try:
+                    client.sendall(b" ")
+                    response = client.recv(65536)
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if response:
+                    client.settimeout(5)
+                    response += read_until_closed(client)
+                    break
+            waited = time.monotonic() - started
+        assert response.startswith(b"HTTP/1.1 408")
+        assert b"within 1 s" in response
+        assert waited < 10
         assert endpoint.ping() == 200
 
 

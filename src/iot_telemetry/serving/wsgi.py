@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from types import ModuleType
 from typing import Any, Callable, Iterable
@@ -39,9 +41,9 @@ _JSON = "application/json"
 # Oversized bodies up to this size are read and discarded before the 413.
 MAX_DRAIN_BYTES = 4 * MAX_BODY_BYTES
 _DRAIN_CHUNK = 1 << 16
-# Maximum wait for the next bytes of a request body. A sync worker serves one
-# connection at a time, so a client that stops sending would hold it until
-# gunicorn's worker timeout.
+# Maximum time for a whole request body to arrive. A sync worker serves one
+# connection at a time, so a client that stops sending, or sends a byte now
+# and then, would hold it until gunicorn's worker timeout.
 BODY_TIMEOUT_ENV = "IOT_TELEMETRY_BODY_TIMEOUT_S"
 DEFAULT_BODY_TIMEOUT_S = 10.0
 
@@ -145,30 +147,62 @@ class EndpointApp:
 
 
     def _read_body_in_time(self, environ: dict) -> bytes | RequestError:
-        """Read the body with a socket timeout; a stalled client gets 408.
+        """Read the body within `body_timeout_s`, or return 408 for a slow client.
 
-        Only gunicorn exposes the client socket (``gunicorn.socket``); other
-        servers read without a timeout.
+        Only gunicorn exposes the client socket (``gunicorn.socket``), so
+        other servers read without a time limit. The socket timeout bounds
+        each wait for bytes. An alarm bounds the whole body, because a client
+        that sends one byte at a time never lets a socket timeout expire.
         """
         connection = environ.get("gunicorn.socket")
-        if connection is not None:
-            connection.settimeout(self.body_timeout_s)
-        try:
+        if connection is None:
             return _read_body(environ)
-        except TimeoutError:
+        connection.settimeout(self.body_timeout_s)
+        try:
+            return _with_deadline(lambda: _read_body(environ), self.body_timeout_s)
+        except (TimeoutError, _BodyDeadline):
             log.warning(
-                "request body timed out: no bytes for %.1f s (Content-Length %s)",
+                "request body timed out: not received in full within %.1f s (Content-Length %s)",
                 self.body_timeout_s,
                 environ.get("CONTENT_LENGTH") or "none",
             )
             return RequestError(
-                f"request body not received: no bytes arrived for {self.body_timeout_s:g} s;"
+                f"request body not received in full within {self.body_timeout_s:g} s;"
                 " send the whole body that Content-Length announces",
                 status=408,
             )
         finally:
-            if connection is not None:
-                connection.settimeout(None)
+            connection.settimeout(None)
+
+
+class _BodyDeadline(Exception):
+    """The whole-body time limit passed while the body was being read."""
+
+
+def _with_deadline(read: Callable[[], Any], seconds: float) -> Any:
+    """Call `read`, raising _BodyDeadline if it runs longer than `seconds`.
+
+    SIGALRM interrupts a blocking recv, and the handler's exception ends it
+    (PEP 475 retries only when the handler returns). Signal handlers can be
+    set only in the main thread, so other threads, such as a threaded test
+    server's, read without the limit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return read()
+    reading = True
+
+    def on_alarm(signum, frame):
+        if reading:
+            raise _BodyDeadline
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return read()
+    finally:
+        reading = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _read_body(environ: dict) -> bytes | RequestError:
