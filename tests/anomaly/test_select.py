@@ -54,3 +54,4 @@ def test_no_budget_ranks_by_metric():
     }
     ranking = rank_candidates(candidates, "f1_mean", None)
     assert [row["candidate"] for row in ranking] == ["b", "a"]
+

@@ -860,3 +860,11 @@ def test_no_valid_rows_warns(tmp_path, ingest, caplog):
                 if record.levelno == logging.WARNING]
     assert any("no valid readings" in text and "quarantine.parquet" in text
                for text in warnings)
+
+
+@pytest.mark.parametrize("days", ["1e9", "0", "nan"])
+def test_synthesize_days_out_of_range(tmp_path, caplog, days):
+    status = main(["synthesize", "--out", str(tmp_path / "twin.csv"), "--days", days])
+    assert status == 2
+    assert "--days must be above 0 and at most 366" in caplog.text
+    assert not (tmp_path / "twin.csv").exists()

@@ -156,3 +156,50 @@ def test_ingest_stage_rejects_input_without_readings(tmp_path, project_root):
     assert "light" in quarantine["reason"].iloc[0]
     summary = json.loads((tmp_path / "reports" / "metrics" / "ingest.json").read_text())
     assert summary["kept"] == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("base:\n  timezone: Europe/Berlin\n", "every stage stores and models in UTC"),
+        ("base:\n  resample_rule: banana\n", "not a fixed pandas frequency"),
+        ("base:\n  resample_rule: 1M\n", "not a fixed pandas frequency"),
+        ("characterize:\n  day_start_hour_utc: 30\n", "day_start_hour_utc"),
+        ("characterize:\n  day_start_hour_utc: 18\n  day_end_hour_utc: 6\n", "must be before"),
+        ("characterize:\n  cv_foldz: 5\n", "cv_foldz"),
+        ("synthesize:\n  days: 1e9\n", "days"),
+    ],
+)
+def test_params_sections_reject_nonsense(tmp_path, text, fragment):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=fragment):
+        load_params(path)
+
+
+def test_params_accept_fixed_resample_rule(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("base:\n  resample_rule: 1h\n")
+    assert load_params(path)["base"]["resample_rule"] == "1h"
+
+
+def test_run_unknown_stage_lists_stages():
+    with pytest.raises(InputError, match="unknown stage 'bogus'") as caught:
+        stages.run_stage("bogus")
+    message = str(caught.value)
+    assert "synthesize" in message
+    assert "anomaly" in message
+
+
+def test_run_own_command_stage_named():
+    with pytest.raises(InputError, match="`iot-telemetry deploy`"):
+        stages.run_stage("deploy")
+
+
+def test_anomaly_section_checked_before_notebook(tmp_path, project_root):
+    params = load_params(project_root / "params.yaml")
+    params["anomaly"] = {**params["anomaly"], "detectors": {"drift": {"min_treshold": 1.0}}}
+    # The check fails before papermill starts, so no executed notebook appears.
+    with pytest.raises(InputError, match="min_treshold"):
+        stages.run_notebook_stage("anomaly", params, tmp_path)
+    assert not (tmp_path / "reports").exists()

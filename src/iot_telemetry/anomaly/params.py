@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -84,6 +85,9 @@ class FaultSettings(_Strict):
                 f"events_per_day needs exactly the kinds {', '.join(FAULT_KINDS)}; "
                 f"unknown {unknown}, missing {missing}"
             )
+        negative = {kind: rate for kind, rate in value.items() if rate < 0}
+        if negative:
+            raise ValueError(f"events_per_day must be 0 or more per day, got {negative}")
         return value
 
     def sizes(self) -> FaultSizes:
@@ -136,6 +140,8 @@ class AnomalyParams(_Strict):
         unknown = sorted(set(value) - set(DETECTORS))
         if unknown:
             raise ValueError(f"detectors has unknown name(s) {unknown}; known: {', '.join(DETECTORS)}")
+        for name, settings in value.items():
+            _check_detector_settings(name, settings)
         return value
 
     @field_validator("selection_metric")
@@ -151,6 +157,56 @@ class AnomalyParams(_Strict):
             "device_stuck_margin": self.device_stuck_margin,
             "device_stuck_min_seconds": self.device_stuck_min_seconds,
         }
+
+
+def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """Return the keyword arguments of `cls`, following **kwargs to base classes."""
+    parameters: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        signature = inspect.signature(klass.__init__)
+        forwards = False
+        for key, parameter in signature.parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                forwards = True
+            elif key != "self":
+                parameters.setdefault(key, parameter)
+        if not forwards:
+            break
+    return parameters
+
+
+def _check_detector_settings(name: str, settings: dict[str, Any]) -> None:
+    """Raise ValueError unless `settings` are keyword arguments of the detector.
+
+    Values must have the type of the argument's default, so a quoted number
+    fails here instead of inside the stage's notebook.
+    """
+    parameters = _init_parameters(DETECTORS[name])
+    unknown = sorted(set(settings) - set(parameters))
+    if unknown:
+        raise ValueError(
+            f"detectors.{name} has unknown setting(s) {unknown}; known: {', '.join(parameters)}"
+        )
+    for key, setting in settings.items():
+        default = parameters[key].default
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        if not _same_kind(setting, default):
+            expected = "an integer" if isinstance(default, int) else "a number"
+            raise ValueError(f"detectors.{name}.{key} is {setting!r}, expected {expected}")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Tell whether `value` fits where `default` is: integer, number or same type."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 class SelectParams(_Strict):

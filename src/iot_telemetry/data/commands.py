@@ -89,9 +89,10 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 def run_synthesize(args: argparse.Namespace) -> int:
     from iot_telemetry.data.synthetic import write_twin
+    from iot_telemetry.data.twin_profiles import MAX_DAYS
 
-    if args.days <= 0:
-        raise InputError(f"--days must be positive, got {args.days}")
+    if not 0 < args.days <= MAX_DAYS:
+        raise InputError(f"--days must be above 0 and at most {MAX_DAYS:g}, got {args.days:g}")
     truth = write_twin(args.out, days=args.days, seed=args.seed, start=args.start)
     print(json.dumps({"out": str(args.out), "truth": str(truth)}))
     return 0

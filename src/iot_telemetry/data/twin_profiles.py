@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 DAY_S = 86_400.0
 CALIBRATION_DAYS = 8.0
+# Maximum length of a twin in days. The twin has about 50,000 rows a day, so
+# a year is 18 million rows and an estimated several GiB while it is generated.
+MAX_DAYS = 366.0
 
 # Ornstein-Uhlenbeck processes as (time constant, grid step), both in
 # seconds. Each is simulated on its grid and linearly interpolated to the

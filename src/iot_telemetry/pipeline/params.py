@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from iot_telemetry.data.twin_profiles import MAX_DAYS
 from iot_telemetry.errors import InputError
 from iot_telemetry.forecast.params import ForecastSection
 
@@ -29,6 +37,32 @@ class Base(Section):
     timezone: str = "UTC"
     resample_rule: str = "5min"
 
+    @field_validator("timezone")
+    @classmethod
+    def _utc_only(cls, value: str) -> str:
+        if value != "UTC":
+            raise ValueError(
+                f"base.timezone is {value!r}, but every stage stores and models in UTC;"
+                " set it to UTC, and set ingest.source_timezone for naive input times"
+            )
+        return value
+
+    @field_validator("resample_rule")
+    @classmethod
+    def _fixed_frequency(cls, value: str) -> str:
+        from pandas.tseries.frequencies import to_offset
+        from pandas.tseries.offsets import Tick
+
+        try:
+            offset = to_offset(value)
+        except ValueError:
+            offset = None
+        if not isinstance(offset, Tick) or offset.nanos <= 0:
+            raise ValueError(
+                f"resample_rule {value!r} is not a fixed pandas frequency such as 5min or 1h"
+            )
+        return value
+
 
 class Data(Section):
     # "synthetic" selects the twin written by the synthesize stage. Anything
@@ -41,7 +75,7 @@ class Devices(Section):
 
 
 class Synthesize(Section):
-    days: float = Field(8.0, gt=0)
+    days: float = Field(8.0, gt=0, le=MAX_DAYS)
     seed: int = 0
     start: str = "2020-07-12T00:00:00Z"
     out: str = "data/raw/synthetic/iot_telemetry_data.csv"
@@ -61,12 +95,33 @@ class Ingest(Section):
         return value
 
 
+class Characterize(Section):
+    readings_path: str = "data/interim/readings.parquet"
+    profiles_path: str = "data/processed/device_profiles.json"
+    cv_folds: int = Field(5, ge=2)
+    cv_max_rows: int = Field(50000, ge=100)
+    variable_temp_iqr_c: float = Field(1.0, gt=0)
+    variable_humidity_iqr_pct: float = Field(4.0, gt=0)
+    day_start_hour_utc: int = Field(6, ge=0, le=23)
+    day_end_hour_utc: int = Field(18, ge=1, le=24)
+
+    @model_validator(mode="after")
+    def _day_in_order(self) -> "Characterize":
+        if self.day_start_hour_utc >= self.day_end_hour_utc:
+            raise ValueError(
+                f"day_start_hour_utc ({self.day_start_hour_utc}) must be before"
+                f" day_end_hour_utc ({self.day_end_hour_utc})"
+            )
+        return self
+
+
 SECTION_MODELS: dict[str, type[Section]] = {
     "base": Base,
     "data": Data,
     "devices": Devices,
     "synthesize": Synthesize,
     "ingest": Ingest,
+    "characterize": Characterize,
     "forecast": ForecastSection,
 }
 

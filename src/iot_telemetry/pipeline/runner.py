@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 KERNEL_NAME = "python3"
 
 
+def stage_notebooks(root: Path) -> list[Path]:
+    """Return the stage notebooks notebooks/NN-STAGE.ipynb, in order."""
+    return sorted((root / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+
+
 def notebook_for(stage: str, root: Path) -> Path:
     """Return notebooks/NN-STAGE.ipynb for a stage name.
 

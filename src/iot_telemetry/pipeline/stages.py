@@ -32,10 +32,30 @@ PYTHON_STAGES = {
 
 SYNTHETIC_INPUT = "synthetic"
 
+# Notebook-stage sections whose schema lives with the stage's own code,
+# checked before papermill starts: "module:function" taking the section.
+SECTION_CHECKS = {
+    "anomaly": "iot_telemetry.anomaly.params:load_anomaly_params",
+}
+
+
+# Stages of dvc.yaml that have their own command instead of `run STAGE`.
+OWN_COMMANDS = ("select", "package", "deploy")
+
 
 def run_stage(stage: str, params_file: Path | None = None) -> None:
-    """Run one pipeline stage from the project root."""
+    """Run one pipeline stage from the project root.
+
+    Raises:
+        InputError: the stage is unknown or has its own command.
+    """
     root = project_root()
+    if stage in OWN_COMMANDS:
+        raise InputError(f"stage {stage!r} runs as `iot-telemetry {stage}`, not `run {stage}`")
+    notebook_stages = [path.stem.split("-", 1)[1] for path in runner.stage_notebooks(root)]
+    if stage not in PYTHON_STAGES and stage not in notebook_stages:
+        known = ", ".join([*PYTHON_STAGES, *notebook_stages])
+        raise InputError(f"unknown stage {stage!r}; `run` takes one of: {known}")
     params = load_params(params_file or root / "params.yaml")
     target = PYTHON_STAGES.get(stage)
     if target is not None:
@@ -65,6 +85,10 @@ def notebook_parameters(stage: str, params: dict[str, Any], declared: dict[str, 
 
 def run_notebook_stage(stage: str, params: dict[str, Any], root: Path) -> None:
     """Execute notebooks/NN-STAGE.ipynb into reports/notebooks/ and render HTML."""
+    check = SECTION_CHECKS.get(stage)
+    if check is not None:
+        module, _, function = check.partition(":")
+        getattr(importlib.import_module(module), function)(params.get(stage) or {})
     notebook = runner.notebook_for(stage, root)
     declared = runner.declared_parameters(notebook)
     parameters = notebook_parameters(stage, params, declared)

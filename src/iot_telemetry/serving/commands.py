@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import signal
 
+from iot_telemetry.options import port_number
+
 DEFAULT_PACKAGE = "models/package"
 
 
@@ -26,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)"
     )
     serve.add_argument(
-        "--port", type=int, default=8080, help="TCP port (default: 8080)"
+        "--port", type=port_number, default=8080, help="TCP port (default: 8080)"
     )
     serve.add_argument(
         "--workers",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from iot_telemetry.options import port_number
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +36,7 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--params", help="params file (default: params.yaml at the project "
                        "root; built-in defaults when there is none)")
     group.add_argument("--host", help="broker host name or address")
-    group.add_argument("--port", type=int, help="broker TCP port")
+    group.add_argument("--port", type=port_number, help="broker TCP port")
     group.add_argument("--username", help="broker user name (default: anonymous)")
     group.add_argument("--password-env", help="environment variable that contains the "
                        "broker password")
@@ -74,7 +76,7 @@ def _add_broker(commands) -> None:
     production = parser.add_argument_group("production config")
     production.add_argument("--production", action="store_true",
                             help="generate the TLS + password file + ACL config")
-    production.add_argument("--tls-port", type=int, default=8883,
+    production.add_argument("--tls-port", type=port_number, default=8883,
                             help="TLS listener port (default: 8883)")
     production.add_argument("--tls-bind", default="0.0.0.0",
                             help="TLS listener bind address (default: 0.0.0.0)")
