@@ -6,9 +6,13 @@ from iot_telemetry.anomaly.select import over_alarm_budget, rank_candidates
 
 
 def _summary(f1_mean: float, alarms: int | None, days: float | None) -> dict:
+    """Build a candidate summary in the shape the anomaly stage writes."""
     summary = {"f1_mean": f1_mean}
     if alarms is not None:
-        summary["false_alarms"] = alarms
+        summary["false_alarms"] = {
+            "all": {"days": days, "false_alarms": alarms, "false_alarms_per_day": alarms / days},
+            "by_device": {},
+        }
         summary["clean_device_days"] = days
         summary["false_alarms_per_day"] = alarms / days
     return summary
@@ -55,3 +59,21 @@ def test_no_budget_ranks_by_metric():
     ranking = rank_candidates(candidates, "f1_mean", None)
     assert [row["candidate"] for row in ranking] == ["b", "a"]
 
+
+
+def test_budget_on_stage_summary():
+    # The summary shape of a real anomaly.json, so the count is found there.
+    from iot_telemetry.anomaly import stage
+
+    evaluation = {
+        "f1": {}, "recall": {}, "precision": {}, "pr_auc": {}, "delay_seconds_median": {},
+        "false_alarms_per_day": 3 / 1.5, "false_alarm_episodes_per_day": 3 / 1.5,
+        "false_alarms": {"all": {"days": 1.5, "false_alarms": 3}, "by_device": {}},
+        "clean_device_days": 1.5, "f1_min": 0.6, "f1_mean": 0.9, "pr_auc_mean": 0.8,
+        "kinds": {},
+    }
+    summary = stage.compact(evaluation)
+    assert not over_alarm_budget(summary, 1.0)
+    summary["false_alarms"]["all"]["false_alarms"] = 12
+    summary["false_alarms_per_day"] = 12 / 1.5
+    assert over_alarm_budget(summary, 1.0)

@@ -22,6 +22,7 @@ from pathlib import Path
 import joblib
 
 from iot_telemetry.anomaly.model import (
+    ALIASES_FILE,
     CARD_FILE,
     MODEL_FILE,
     AnomalyModel,
@@ -100,7 +101,7 @@ def over_alarm_budget(summary: dict, budget_per_day: float) -> bool:
     rate = summary.get("false_alarms_per_day")
     if not _is_number(rate):
         return True
-    count, days = summary.get("false_alarms"), summary.get("clean_device_days")
+    count, days = _alarm_count(summary), summary.get("clean_device_days")
     if not (_is_number(count) and _is_number(days) and days > 0):
         return rate > budget_per_day
     if rate <= budget_per_day:
@@ -108,6 +109,17 @@ def over_alarm_budget(summary: dict, budget_per_day: float) -> bool:
     from scipy.stats import poisson
 
     return float(poisson.sf(count - 1, budget_per_day * days)) < BUDGET_P_VALUE
+
+
+def _alarm_count(summary: dict):
+    """Return the clean-part false-alarm count of an anomaly.json summary, or None.
+
+    The stage stores {"all": {"false_alarms": N, ...}, "by_device": ...}.
+    """
+    alarms = summary.get("false_alarms")
+    if isinstance(alarms, dict):
+        return (alarms.get("all") or {}).get("false_alarms")
+    return None
 
 
 def _is_number(value) -> bool:
@@ -230,10 +242,14 @@ def _card_markdown(card: dict) -> str:
 def write_selected(
     candidates_dir: Path, metrics_path: Path, out: Path, metric: str,
     max_false_alarms_per_day: float | None = None,
+    device_aliases: dict[str, str] | None = None,
 ) -> dict:
     """Choose the best candidate by `metric` and write the model folder.
 
     See `rank_candidates` for the order and the alarm budget.
+    `device_aliases` (device id -> id the model knows, from
+    `devices.aliases`) go to device_aliases.json, which the endpoint applies
+    to request device ids.
 
     Returns:
         The model card.
@@ -262,6 +278,7 @@ def write_selected(
         "device_stuck_seconds": model.device_stuck_seconds,
     })
     _write_json(out / "fault_sizes.json", manifest.get("fault_sizes", {}))
+    _write_json(out / ALIASES_FILE, dict(device_aliases or {}))
     _write_json(out / "profiles.json", {key: p.to_dict() for key, p in model.profiles.items()})
     artifacts = {
         path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
