@@ -110,8 +110,11 @@ def test_repeated_reading_is_invalid(loaded, window):
 
 
 def test_unknown_device_uses_fleet(loaded, capture_messages):
-    got = predictions(loaded, capture_messages[:3])
+    # An id that is neither a trained device nor an alias of one.
+    messages = [{**message, "device_id": "6e:81:c9:d4:9e:58"} for message in capture_messages[:3]]
+    got = predictions(loaded, messages)
     assert {p["status"] for p in got} == {"unknown_device"}
+    assert {p["device_id"] for p in got} == {"6e:81:c9:d4:9e:58"}
     assert all(p["score"] is not None for p in got)
 
 

@@ -80,6 +80,25 @@ def test_json_scores_match_in_process(served, loaded, window, shape):
     assert len(got) == (1 if shape == "message" else 20)
 
 
+def test_capture_ids_scored_through_aliases(served, window):
+    from iot_telemetry.data.devices import CAPTURE_TO_KAGGLE
+
+    kaggle_messages = window(DEVICE, 20, context=5)
+    capture_id = next(old for old, new in CAPTURE_TO_KAGGLE.items() if new == DEVICE)
+    capture_messages = json.loads(json.dumps(kaggle_messages))
+    for message in capture_messages:
+        message["device_id"] = capture_id
+
+    by_kaggle = served_predictions(served, json.dumps(kaggle_messages), "application/json")
+    by_capture = served_predictions(served, json.dumps(capture_messages), "application/json")
+    assert len(by_capture) == 15
+    # The response names the device as the request did, scored by its profile.
+    assert {row["device_id"] for row in by_capture} == {capture_id}
+    assert "unknown_device" not in {row["status"] for row in by_capture}
+    assert [row["score"] for row in by_capture] == [row["score"] for row in by_kaggle]
+    assert [row["flag"] for row in by_capture] == [row["flag"] for row in by_kaggle]
+
+
 def test_csv_header_and_text_booleans(served, loaded, window):
     messages = window(DEVICE, 20, context=8)
     body = as_csv(messages, header=True, context=True)

@@ -152,7 +152,7 @@ def run_select(args: argparse.Namespace) -> int:
         raise InputError(f"--metric {metric!r}: use one of {', '.join(SELECTION_METRICS)}")
     card = write_selected(
         resolve(anomaly.candidates_dir), resolve(select.metrics_path), resolve(select.out), metric,
-        anomaly.max_false_alarms_per_day,
+        anomaly.max_false_alarms_per_day, params["devices"]["aliases"],
     )
     print(f"selected {card['candidate']} by {metric}; wrote {resolve(select.out)}")
     return 0

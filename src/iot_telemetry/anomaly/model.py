@@ -72,6 +72,8 @@ STATUSES = ("ok", "invalid", "stuck", "unknown_device")
 
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
+# Device id -> id the model was trained with, applied by the endpoint.
+ALIASES_FILE = "device_aliases.json"
 
 REASON_DEVICE_STUCK = "device_stuck"
 
@@ -391,6 +393,7 @@ class SelectedModel:
     model: AnomalyModel
     card: dict
     model_dir: Path
+    device_aliases: dict[str, str] = field(default_factory=dict)
 
     def score(self, readings: pd.DataFrame) -> pd.DataFrame:
         """Score readings; see the module docstring for the contract."""
@@ -469,5 +472,8 @@ def load_selected(model_dir: str | Path) -> SelectedModel:
         stored = json.loads(thresholds_path.read_text())
         if stored != json.loads(json.dumps(model.thresholds())):
             raise ModelVerificationError(f"{thresholds_path} differs from the thresholds inside {MODEL_FILE}")
-    log.info("loaded %s (%s) from %s", card.get("candidate", model.spec), card.get("created", "?"), model_dir)
-    return SelectedModel(model, card, model_dir)
+    aliases = {}
+    if ALIASES_FILE in card["artifacts"]:
+        aliases = json.loads((model_dir / ALIASES_FILE).read_text())
+    log.info("loaded %s from %s", card.get("candidate", model.spec), model_dir)
+    return SelectedModel(model, card, model_dir, aliases)

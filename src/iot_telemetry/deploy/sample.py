@@ -42,6 +42,7 @@ def sample_selected(
     from iot_telemetry.anomaly.benchmark import training_hash
     from iot_telemetry.anomaly.model import AnomalyModel
     from iot_telemetry.anomaly.select import save_candidates, write_selected
+    from iot_telemetry.data.devices import CAPTURE_TO_KAGGLE
     from iot_telemetry.data.sample import sample_readings
 
     model_dir = Path(model_dir)
@@ -59,7 +60,7 @@ def sample_selected(
     unevaluated = {SAMPLE_METRIC: None, "false_alarms_per_day": None, "f1": {}}
     metrics = work / "metrics.json"
     metrics.write_text(json.dumps({"candidates": {spec: {"input": unevaluated}}}))
-    write_selected(work, metrics, model_dir, SAMPLE_METRIC)
+    write_selected(work, metrics, model_dir, SAMPLE_METRIC, device_aliases=CAPTURE_TO_KAGGLE)
     log.info(
         "wrote a sample %s model fitted on %d readings to %s",
         spec,

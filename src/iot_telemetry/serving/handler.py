@@ -123,8 +123,29 @@ def predict_fn(
     """
     if isinstance(data, RequestError):
         return data
-    scores = model.selected.score(data)
-    return Prediction(frame=align_scores(data, scores), info=model.info)
+    aliases = getattr(model.selected, "device_aliases", None) or {}
+    scored = with_aliases(data, aliases)
+    scores = model.selected.score(scored)
+    frame = align_scores(scored, scores)
+    if scored is not data:
+        # Responses carry the device ids as the caller sent them.
+        frame["device_id"] = _text_array(data["device"])[~data["context"].to_numpy(dtype=bool)]
+    return Prediction(frame=frame, info=model.info)
+
+
+def with_aliases(readings: pd.DataFrame, aliases: dict[str, str]) -> pd.DataFrame:
+    """Return `readings` with device ids mapped through `aliases`.
+
+    The selected model's device_aliases.json maps ids that a source uses
+    (the MQTT capture's) to the ids the model was trained with, as
+    `devices.aliases` does for ingest and `score`. Returns the same frame
+    when no id needs mapping.
+    """
+    if not aliases or not readings["device"].isin(list(aliases)).any():
+        return readings
+    mapped = readings.copy()
+    mapped["device"] = readings["device"].replace(aliases)
+    return mapped
 
 
 def align_scores(readings: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
