@@ -50,7 +50,7 @@ test-fast: setup  ## run the tests without the slow ones
 
 lab: setup  ## open JupyterLab with the project kernel
 	$(BIN)/python -m ipykernel install --sys-prefix --name iot-telemetry --display-name "IoT telemetry (.venv)" >/dev/null
-	jupyter lab --notebook-dir=$(CURDIR)
+	jupyter lab --notebook-dir=$(CURDIR) $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 bench: setup  ## run every benchmark at full size and write reports/benchmarks.md
 	$(BIN)/python benchmarks/run.py
@@ -72,10 +72,10 @@ mosquitto:  ## install the Mosquitto broker with apt when missing and running as
 	@if command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing mosquitto (apt)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
 	else \
 	  echo "mosquitto not found: broker tests will skip; install it with: sudo apt-get install mosquitto"; \
 	fi
 
-clean:  ## remove the environment and pipeline outputs (keeps the DVC cache)
+clean:  ## remove the environment (.venv); `dvc gc` prunes the DVC cache
 	rm -rf $(VENV)
