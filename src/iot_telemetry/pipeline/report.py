@@ -48,6 +48,26 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
 }
 
 
+def anomaly_headlines(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Return the selected detector's F1 per fault kind and false alarms, per benchmark."""
+    selected = lookup(metrics, "selection.selected")
+    items: list[tuple[str, Any]] = []
+    for benchmark in ("input", "real"):
+        summary = lookup(metrics, f"candidates.{selected}.{benchmark}") if selected else None
+        if not isinstance(summary, dict):
+            continue
+        for kind, f1 in (summary.get("f1") or {}).items():
+            items.append((f"F1 {kind}, {benchmark} benchmark", f1))
+        items.append(
+            (f"false alarms per device-day, {benchmark} benchmark", summary.get("false_alarms_per_day"))
+        )
+    return items
+
+
+# Stages whose headlines are computed from their metrics, after HEADLINES' values.
+DERIVED_HEADLINES = {"anomaly": anomaly_headlines}
+
+
 def lookup(metrics: dict[str, Any], dotted: str) -> Any:
     """Return metrics[a][b]... for "a.b...", or None where a key is missing."""
     value: Any = metrics
@@ -101,6 +121,9 @@ def build_index(root: Path) -> str:
             items = [(label, lookup(values, key)) for label, key in headlines]
         else:
             items = _scalar_items(values)
+        derived = DERIVED_HEADLINES.get(stage)
+        if derived is not None:
+            items += derived(values)
         cells = "".join(
             f"<tr><th>{html.escape(label)}</th><td>{_format(value)}</td></tr>"
             for label, value in items
