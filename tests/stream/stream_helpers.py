@@ -198,6 +198,7 @@ class AlertCollector:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.alerts: list[dict] = []
+        self.topics: list[str] = []
         self.received_at: list[float] = []
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-alerts",
@@ -211,6 +212,7 @@ class AlertCollector:
 
     def _on_message(self, client, userdata, message):
         self.received_at.append(time.time())
+        self.topics.append(message.topic)
         self.alerts.append(json.loads(message.payload))
 
     def close(self) -> None:

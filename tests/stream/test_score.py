@@ -17,7 +17,14 @@ from iot_telemetry.stream.endpoint import (
     EndpointUnavailable,
     HttpEndpoint,
 )
-from iot_telemetry.stream.replay import WindowedPublisher, messages_from_readings, replay
+from iot_telemetry.stream.replay import (
+    OutgoingMessage,
+    WindowedPublisher,
+    messages_from_readings,
+    replay,
+)
+from iot_telemetry.stream.score import LiveScorer
+from iot_telemetry.stream.settings import StreamParams
 
 from stream_helpers import AlertCollector, RuleEndpoint, running_scorer, wait_until
 
@@ -299,3 +306,49 @@ def test_score_aliases_default_to_params(tmp_path):
     flagged = argparse.Namespace(**{**base, "alias": ["cc:cc=dd:dd"]})
     assert _score_aliases(flagged) == {"cc:cc": "dd:dd"}
     assert _score_aliases(argparse.Namespace(**{**base, "no_aliases": True})) == {}
+
+
+def raw_message(device: str, offset: float, temp: float = 21.5, topic_device: str = "x",
+                data_extra: dict | None = None, **extra) -> OutgoingMessage:
+    """A device message as JSON text, NaN and Infinity allowed, on telemetry/<topic_device>."""
+    data = {"co": 0.005, "humidity": 50.0, "light": False, "lpg": 0.008, "motion": False,
+            "smoke": 0.02, "temp": temp, **(data_extra or {})}
+    ts = 1594512000.25 + offset
+    payload = json.dumps({"data": data, "device_id": device, "ts": ts, **extra}).encode()
+    return OutgoingMessage(f"telemetry/{topic_device}", payload, ts)
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(60)
+def test_wildcard_device_alert_topic_is_escaped(params):
+    devices = ["evil#", "a+b", "a/b", "a//b"]
+    messages = [raw_message(device, offset, temp=50.0)
+                for offset, device in enumerate(devices)]
+    endpoint_server = RuleEndpoint()
+    collector = AlertCollector(params)
+    try:
+        with running_scorer(params, HttpEndpoint(endpoint_server.url)) as scorer:
+            publish(params, messages)
+            assert wait_until(lambda: len(collector.alerts) == len(devices), 15), (
+                scorer.counters)
+    finally:
+        collector.close()
+        endpoint_server.close()
+    assert sorted(collector.topics) == sorted(
+        ["alerts/evil%23", "alerts/a%2Bb", "alerts/a%2Fb", "alerts/a%2F%2Fb"])
+    assert sorted(alert["device_id"] for alert in collector.alerts) == sorted(devices)
+    assert scorer.counters.alert_errors == 0
+
+
+def test_alert_publish_error_is_logged(caplog):
+    scorer = LiveScorer(StreamParams(), endpoint=None)
+    (alert,) = scorer.tracker.update(reading(1.6e9, True))
+
+    def broken_publish(topic, payload, qos):
+        raise ValueError("Publish topic cannot contain wildcards.")
+
+    scorer.client.publish = broken_publish
+    scorer._publish_alert(alert)
+    assert scorer.counters.alert_errors == 1
+    assert scorer.counters.alerts == 0
+    assert "could not publish alert" in caplog.text

@@ -23,6 +23,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import paho.mqtt.client as mqtt
+
 from iot_telemetry.data.columns import TS_RANGE
 from iot_telemetry.data.messages import check_message
 from iot_telemetry.stream.alerts import EventTracker, ScoredReading
@@ -48,6 +50,7 @@ class ScoreCounters:
     scored: int = 0
     flagged: int = 0
     alerts: int = 0
+    alert_errors: int = 0
     events: int = 0
     duplicates: int = 0
     invalid: int = 0
@@ -307,13 +310,28 @@ class LiveScorer:
                 self._publish_alert(alert)
 
     def _publish_alert(self, alert: dict) -> None:
+        """Publish one alert at QoS 1; log and count a failure instead of raising."""
         topic = alert_topic(self.params.alert_topic, alert["device_id"])
-        self.client.publish(topic, json.dumps(alert, allow_nan=False), qos=1)
+        try:
+            info = self.client.publish(topic, json.dumps(alert, allow_nan=False), qos=1)
+        except (ValueError, TypeError) as error:
+            self.counters.alert_errors += 1
+            log.error("score: could not publish alert %s %s for %r to %r: %s",
+                      alert["event_id"], alert["state"], alert["device_id"], topic, error)
+            return
+        # MQTT_ERR_NO_CONN still queues a QoS 1 message for the next connection.
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            self.counters.alert_errors += 1
+            log.error("score: could not publish alert %s %s for %r to %r: %s",
+                      alert["event_id"], alert["state"], alert["device_id"], topic,
+                      mqtt.error_string(info.rc))
+            return
         self.counters.alerts += 1
         if alert["state"] == "open":
             self.counters.events += 1
-        log.info("score: alert %s %s for %s at ts %.3f (score %.2f, %s)", alert["event_id"],
-                 alert["state"], alert["device_id"], alert["reading"]["ts"], alert["score"],
+        log.info("score: alert %s %s for %r at ts %.3f on %s (score %.2f, %s)",
+                 alert["event_id"], alert["state"], alert["device_id"],
+                 alert["reading"]["ts"], topic, alert["score"],
                  ";".join(alert["reasons"]) or "-")
 
     def _remember(self, message: dict) -> None:
