@@ -121,15 +121,23 @@ class RuleEndpoint:
     """A stand-in endpoint on 127.0.0.1 with the SageMaker container's HTTP contract.
 
     It flags readings whose temp is above `temp_limit` and records every
-    scored (device_id, ts). After `fail_next(n)` the next n requests get
-    HTTP 503.
+    scored (device_id, ts) and every request's instances and body size.
+    After `fail_next(n)` the next n requests get HTTP 503. Like the real
+    endpoint, it rejects a body over `max_body_bytes` with HTTP 413, and it
+    rejects a request with a device id in `reject_devices` with HTTP 400.
     """
 
-    def __init__(self, port: int = 0, temp_limit: float = 40.0):
+    def __init__(self, port: int = 0, temp_limit: float = 40.0,
+                 max_body_bytes: int = 6 * 1024 * 1024,
+                 reject_devices: frozenset[str] = frozenset()):
         import http.server
 
         self.temp_limit = temp_limit
+        self.max_body_bytes = max_body_bytes
+        self.reject_devices = reject_devices
         self.scored: list[tuple[str, float]] = []
+        self.instances: list[dict] = []
+        self.body_sizes: list[int] = []
         self.requests = 0
         self.failures_left = 0
         self._lock = threading.Lock()
@@ -169,8 +177,17 @@ class RuleEndpoint:
                 return 503, {"message": "unavailable (test)"}
         if path != "/invocations":
             return 404, {"message": f"no route {path}"}
+        if len(body) > self.max_body_bytes:
+            return 413, {"message": f"request body of {len(body)} bytes exceeds the limit"}
+        instances = json.loads(body)["instances"]
+        with self._lock:
+            self.body_sizes.append(len(body))
+            self.instances += instances
+        for position, message in enumerate(instances):
+            if message["device_id"] in self.reject_devices:
+                return 400, {"message": f"[{position}].device_id is rejected (test)"}
         predictions = []
-        for message in json.loads(body)["instances"]:
+        for message in instances:
             if message.get("context"):
                 continue
             temp = message["data"]["temp"]
@@ -198,6 +215,7 @@ class AlertCollector:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.alerts: list[dict] = []
+        self.topics: list[str] = []
         self.received_at: list[float] = []
         self._subscribed = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-alerts",
@@ -211,6 +229,7 @@ class AlertCollector:
 
     def _on_message(self, client, userdata, message):
         self.received_at.append(time.time())
+        self.topics.append(message.topic)
         self.alerts.append(json.loads(message.payload))
 
     def close(self) -> None:

@@ -140,3 +140,16 @@ def test_replay_of_missing_input_exits_2(tmp_path):
     result = run_cli("replay", str(tmp_path / "absent.csv"), "--port", "1")
     assert result.returncode == 2
     assert "input not found" in result.stderr
+
+
+def test_check_of_missing_folder_exits_2(tmp_path):
+    source = tmp_path / "readings.parquet"
+    readings_frame(3).to_parquet(source)
+    absent = tmp_path / "absent"
+    result = run_cli("check", str(source), "--out", str(absent))
+    assert result.returncode == 2
+    assert f"ingest output folder {absent} not found" in result.stderr
+    assert "missing" not in result.stdout
+    not_folder = run_cli("check", str(source), "--out", str(source))
+    assert not_folder.returncode == 2
+    assert "is not a folder" in not_folder.stderr

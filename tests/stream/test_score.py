@@ -17,7 +17,15 @@ from iot_telemetry.stream.endpoint import (
     EndpointUnavailable,
     HttpEndpoint,
 )
-from iot_telemetry.stream.replay import WindowedPublisher, messages_from_readings, replay
+from iot_telemetry.data.columns import SENSORS
+from iot_telemetry.stream.replay import (
+    OutgoingMessage,
+    WindowedPublisher,
+    messages_from_readings,
+    replay,
+)
+from iot_telemetry.stream.score import LiveScorer
+from iot_telemetry.stream.settings import StreamParams
 
 from stream_helpers import AlertCollector, RuleEndpoint, running_scorer, wait_until
 
@@ -299,3 +307,124 @@ def test_score_aliases_default_to_params(tmp_path):
     flagged = argparse.Namespace(**{**base, "alias": ["cc:cc=dd:dd"]})
     assert _score_aliases(flagged) == {"cc:cc": "dd:dd"}
     assert _score_aliases(argparse.Namespace(**{**base, "no_aliases": True})) == {}
+
+
+def raw_message(device: str, offset: float, temp: float = 21.5, topic_device: str = "x",
+                data_extra: dict | None = None, **extra) -> OutgoingMessage:
+    """A device message as JSON text, NaN and Infinity allowed, on telemetry/<topic_device>."""
+    data = {"co": 0.005, "humidity": 50.0, "light": False, "lpg": 0.008, "motion": False,
+            "smoke": 0.02, "temp": temp, **(data_extra or {})}
+    ts = 1594512000.25 + offset
+    payload = json.dumps({"data": data, "device_id": device, "ts": ts, **extra}).encode()
+    return OutgoingMessage(f"telemetry/{topic_device}", payload, ts)
+
+
+def assert_contract_fields_only(instances: list[dict]) -> None:
+    for instance in instances:
+        assert set(instance) <= {"data", "device_id", "ts", "context"}
+        assert set(instance["data"]) == set(SENSORS)
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(60)
+def test_nan_outside_data_is_not_sent(params):
+    messages = [raw_message(DEVICES[0], offset) for offset in range(5)]
+    messages.append(raw_message(DEVICES[0], 10, note=float("nan")))
+    messages.append(raw_message(DEVICES[1], 11, data_extra={"x": [float("nan")]}))
+    messages.append(raw_message(DEVICES[2], 12, temp=float("inf")))
+    endpoint_server = RuleEndpoint()
+    try:
+        with running_scorer(params, HttpEndpoint(endpoint_server.url)) as scorer:
+            publish(params, messages)
+            assert wait_until(lambda: scorer.counters.received == len(messages), 15)
+            assert wait_until(lambda: scorer.counters.scored == 7, 10), scorer.counters
+    finally:
+        endpoint_server.close()
+    assert scorer.counters.invalid == 1
+    assert scorer.counters.invalid_reasons == {"number not valid in JSON": 1}
+    assert scorer.counters.failed == 0
+    assert_contract_fields_only(endpoint_server.instances)
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(60)
+def test_wildcard_device_alert_topic_is_escaped(params):
+    devices = ["evil#", "a+b", "a/b", "a//b"]
+    messages = [raw_message(device, offset, temp=50.0)
+                for offset, device in enumerate(devices)]
+    endpoint_server = RuleEndpoint()
+    collector = AlertCollector(params)
+    try:
+        with running_scorer(params, HttpEndpoint(endpoint_server.url)) as scorer:
+            publish(params, messages)
+            assert wait_until(lambda: len(collector.alerts) == len(devices), 15), (
+                scorer.counters)
+    finally:
+        collector.close()
+        endpoint_server.close()
+    assert sorted(collector.topics) == sorted(
+        ["alerts/evil%23", "alerts/a%2Bb", "alerts/a%2Fb", "alerts/a%2F%2Fb"])
+    assert sorted(alert["device_id"] for alert in collector.alerts) == sorted(devices)
+    assert scorer.counters.alert_errors == 0
+
+
+def test_alert_publish_error_is_logged(caplog):
+    scorer = LiveScorer(StreamParams(), endpoint=None)
+    (alert,) = scorer.tracker.update(reading(1.6e9, True))
+
+    def broken_publish(topic, payload, qos):
+        raise ValueError("Publish topic cannot contain wildcards.")
+
+    scorer.client.publish = broken_publish
+    scorer._publish_alert(alert)
+    assert scorer.counters.alert_errors == 1
+    assert scorer.counters.alerts == 0
+    assert "could not publish alert" in caplog.text
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(60)
+def test_rejected_reading_spares_its_batch(params):
+    messages = [raw_message(DEVICES[offset % 3], offset) for offset in range(10)]
+    messages.insert(4, raw_message("bad-device", 20))
+    messages.insert(7, raw_message("", 21))
+    one_batch = params.model_copy(update={"score_batch_wait_ms": 1000.0})
+    endpoint_server = RuleEndpoint(reject_devices=frozenset({"bad-device"}))
+    try:
+        with running_scorer(one_batch, HttpEndpoint(endpoint_server.url)) as scorer:
+            publish(params, messages)
+            assert wait_until(lambda: scorer.counters.received == len(messages), 15)
+            assert wait_until(lambda: scorer.counters.scored == 10, 10), scorer.counters
+    finally:
+        endpoint_server.close()
+    assert scorer.counters.failed == 1
+    assert scorer.counters.failed_reasons == {"HTTP 400": 1}
+    assert scorer.counters.invalid == 1
+    assert scorer.counters.invalid_reasons == {"invalid device id": 1}
+    assert len(set(endpoint_server.scored)) == 10
+    counters = scorer.counters
+    assert counters.received == (counters.scored + counters.failed + counters.invalid
+                                 + counters.duplicates)
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(60)
+def test_requests_stay_under_size_limit(params):
+    limit = 20_000
+    padding = "x" * 60_000
+    messages = [raw_message(DEVICES[offset % 3], 2.0 * offset, pad=padding)
+                for offset in range(60)]
+    endpoint_server = RuleEndpoint(max_body_bytes=limit)
+    try:
+        with running_scorer(params, HttpEndpoint(endpoint_server.url),
+                            max_request_bytes=limit) as scorer:
+            publish(params, messages)
+            assert wait_until(lambda: scorer.counters.scored == 60, 20), scorer.counters
+    finally:
+        endpoint_server.close()
+    assert scorer.counters.failed == 0
+    assert max(endpoint_server.body_sizes) <= limit
+    assert len(endpoint_server.body_sizes) > 1
+    assert_contract_fields_only(endpoint_server.instances)
+    # Context readings were sent too, trimmed like the fresh ones.
+    assert any(instance.get("context") for instance in endpoint_server.instances)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import numpy as np
@@ -211,3 +212,142 @@ def test_failed_store_write_is_retried(tmp_path, monkeypatch):
     assert not list((tmp_path / JOURNAL_FOLDER).glob("*.bin"))
     assert len(read_inputs([tmp_path]).readings) == 3
     ingester._shutdown()
+
+
+LONG_DEVICES = (":" * 100, "é" * 100, "é" * 128)
+
+
+def device_message(mid: int, device: str, offset: int) -> MQTTMessage:
+    payload = json.dumps({"data": {"co": 0.005, "humidity": 50.0, "light": False,
+                                   "lpg": 0.008, "motion": False, "smoke": 0.02, "temp": 22.0},
+                          "device_id": device, "ts": 1594598400.5 + offset}).encode()
+    return mqtt_message(mid, payload, topic=f"telemetry/{device}")
+
+
+def test_long_device_id_folder_is_bounded(tmp_path):
+    store = ReadingStore(tmp_path)
+    folders = {partition_dir(tmp_path, "2020-07-13", device) for device in LONG_DEVICES}
+    assert len(folders) == len(LONG_DEVICES)
+    for folder in folders:
+        assert len(folder.name.encode("utf-8")) <= 255
+    # Ids that share the kept prefix still get their own folders.
+    assert (partition_dir(tmp_path, "d", ":" * 100)
+            != partition_dir(tmp_path, "d", ":" * 99 + "x"))
+    assert partition_dir(tmp_path, "d", DEVICE).name == "device=b8%3A27%3Aeb%3Abf%3A9d%3A51"
+    parts = [readings(3, device=device) for device in LONG_DEVICES]
+    for part in parts:
+        store.write(part)
+    stored = read_inputs([tmp_path]).readings
+    assert sorted(stored["device"].unique()) == sorted(LONG_DEVICES)
+    assert len(stored) == 9
+
+
+def test_long_device_id_does_not_block_flush(tmp_path):
+    ingester = Ingester(StreamParams(), tmp_path)
+    messages = [device_message(1, ":" * 100, 0), device_message(2, "é" * 100, 0)]
+    messages += [device_message(mid, DEVICE, mid) for mid in range(3, 8)]
+    for message in messages:
+        ingester._on_message(ingester.client, None, message)
+    assert ingester.flush() == 7
+    assert ingester._buffer == []
+    assert read_dead_letters(tmp_path) == []
+    assert len(read_inputs([tmp_path]).readings) == 7
+    assert not list((tmp_path / JOURNAL_FOLDER).glob("*.bin"))
+    ingester._shutdown()
+
+
+def failing_write(store, device: str, error: OSError, calls: list):
+    """Replace store.write with one that raises `error` for `device`'s rows."""
+    real_write = store.write
+
+    def write(frame):
+        if (frame["device"] == device).any():
+            calls.append(len(frame))
+            raise error
+        return real_write(frame)
+
+    return write
+
+
+def test_invalid_partition_path_is_dead_lettered(tmp_path, monkeypatch):
+    ingester = Ingester(StreamParams(), tmp_path)
+    bad = "bad-device"
+    for mid in range(1, 4):
+        ingester._on_message(ingester.client, None, device_message(mid, DEVICE, mid))
+    ingester._on_message(ingester.client, None, device_message(4, bad, 4))
+    calls = []
+    error = OSError(errno.ENAMETOOLONG, "File name too long")
+    monkeypatch.setattr(ingester.store, "write", failing_write(ingester.store, bad, error, calls))
+    assert ingester.flush() == 3
+    assert calls == [1]
+    assert ingester._buffer == []
+    (record,) = read_dead_letters(tmp_path)
+    assert record["reason"] == "storage error"
+    assert "File name too long" in record["detail"]
+    assert record["device"] == bad
+    assert len(read_inputs([tmp_path]).readings) == 3
+    assert not list((tmp_path / JOURNAL_FOLDER).glob("*.bin"))
+    counters = ingester.counters
+    assert counters.received == counters.stored + counters.duplicates + counters.rejected
+    ingester._shutdown()
+
+
+def test_full_disk_retries_only_its_partition(tmp_path, monkeypatch):
+    ingester = Ingester(StreamParams(), tmp_path)
+    other = "other-device"
+    for mid in range(1, 4):
+        ingester._on_message(ingester.client, None, device_message(mid, DEVICE, mid))
+    ingester._on_message(ingester.client, None, device_message(4, other, 4))
+    calls = []
+    full = failing_write(ingester.store, other, OSError(errno.ENOSPC, "No space left"), calls)
+    monkeypatch.setattr(ingester.store, "write", full)
+    assert ingester.flush() == 3
+    assert [pending.topic for pending in ingester._buffer] == [f"telemetry/{other}"]
+    (segment,) = (tmp_path / JOURNAL_FOLDER).glob("*.bin")
+    assert [record.topic for record in read_segment(segment)] == [f"telemetry/{other}"]
+    assert read_dead_letters(tmp_path) == []
+    monkeypatch.undo()
+    assert ingester.flush() == 1
+    assert ingester._buffer == []
+    assert not list((tmp_path / JOURNAL_FOLDER).glob("*.bin"))
+    assert len(read_inputs([tmp_path]).readings) == 4
+    assert ingester.counters.stored == 4
+    assert ingester.counters.duplicates == 0
+    ingester._shutdown()
+
+
+def crash_with_journal(tmp_path, messages: list[MQTTMessage]) -> None:
+    """Journal `messages` in an ingester, then stop it without a flush."""
+    params = StreamParams(flush_interval_s=600, flush_rows=10_000)
+    ingester = Ingester(params, tmp_path)
+    for message in messages:
+        ingester._on_message(ingester.client, None, message)
+    ingester._commit(wait=True)
+    ingester.committer.close()
+    ingester._lock_handle.close()
+
+
+def test_recovery_stores_long_device_id(tmp_path):
+    messages = [device_message(1, ":" * 100, 0), device_message(2, DEVICE, 1)]
+    crash_with_journal(tmp_path, messages)
+    restarted = Ingester(StreamParams(), tmp_path)
+    assert restarted.recover() == 2
+    assert len(read_inputs([tmp_path]).readings) == 2
+    assert not list((tmp_path / JOURNAL_FOLDER).glob("*.bin"))
+    restarted._shutdown()
+
+
+def test_recovery_dead_letters_unstorable_entry(tmp_path, monkeypatch):
+    bad = "bad-device"
+    crash_with_journal(tmp_path, [device_message(1, bad, 0), device_message(2, DEVICE, 1)])
+    restarted = Ingester(StreamParams(), tmp_path)
+    error = OSError(errno.EINVAL, "Invalid argument")
+    monkeypatch.setattr(restarted.store, "write",
+                        failing_write(restarted.store, bad, error, []))
+    assert restarted.recover() == 2
+    (record,) = read_dead_letters(tmp_path)
+    assert record["reason"] == "storage error"
+    assert record["device"] == bad
+    assert len(read_inputs([tmp_path]).readings) == 1
+    assert not list((tmp_path / JOURNAL_FOLDER).glob("*.bin"))
+    restarted._shutdown()

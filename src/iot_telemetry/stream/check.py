@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from iot_telemetry.data.columns import KEY
+from iot_telemetry.errors import InputError
 from iot_telemetry.stream.store import PART_PREFIX
 
 
@@ -65,8 +66,20 @@ def compare_keys(expected: pd.DataFrame, stored: pd.DataFrame) -> LossReport:
 
 
 def compare_capture(inputs: Sequence[str | Path], out: str | Path) -> LossReport:
-    """Compare the readings the batch reader finds in `inputs` with the store."""
+    """Compare the readings the batch reader finds in `inputs` with the store.
+
+    Raises:
+        InputError: `out` does not exist or is not a folder, which would
+            otherwise look like the loss of every reading.
+    """
     from iot_telemetry.data.readers import read_inputs
 
+    out = Path(out)
+    if not out.exists():
+        raise InputError(f"ingest output folder {out} not found; pass the --out folder "
+                         "that `stream ingest` wrote to")
+    if not out.is_dir():
+        raise InputError(f"ingest output folder {out} is not a folder; pass the --out "
+                         "folder that `stream ingest` wrote to")
     expected = read_inputs(list(inputs)).readings
-    return compare_keys(expected, stored_keys(Path(out)))
+    return compare_keys(expected, stored_keys(out))

@@ -16,6 +16,7 @@ commit, acknowledgement and flush.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -59,6 +60,9 @@ REASON_EMPTY = "empty payload"
 REASON_INVALID_JSON = "invalid JSON"
 REASON_TOPIC = "device_id does not match topic"
 REASON_INTERNAL = "ingester error"
+REASON_STORAGE = "storage error"
+# Storage errors caused by the partition path itself, which a retry cannot fix.
+PERMANENT_STORAGE_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ})
 
 # Acknowledge at least this often: with fewer unacknowledged messages than
 # the broker's in-flight limit, delivery never stalls on a pending commit.
@@ -186,7 +190,11 @@ class Ingester:
     # Start-up.
 
     def recover(self) -> int:
-        """Store what an earlier run journaled but did not flush; return the count."""
+        """Store what an earlier run journaled but did not flush; return the count.
+
+        Messages that cannot be stored yet stay buffered and journaled for the
+        next flush, so a storage error never stops the start-up.
+        """
         segments = self.journal.segments()
         if not segments:
             return 0
@@ -200,9 +208,7 @@ class Ingester:
                  len(batch), len(segments))
         # NOTE: a crash after a flush wrote its dead letters but before it
         # deleted the segment makes this write those dead letters a second time.
-        self._process_safely(batch)
-        self.dead_letters.commit()
-        self.journal.discard(segments)
+        self._store_batch(batch)
         self.counters.recovered = len(batch)
         return len(batch)
 
@@ -403,31 +409,56 @@ class Ingester:
     def flush(self) -> int:
         """Validate and store the buffered messages; return the readings written.
 
-        When the store cannot be written (an OSError such as a full disk) the
-        batch stays buffered and journaled, and the next flush tries again.
+        When a partition cannot be written because of a storage error such as
+        a full disk, its messages stay buffered and journaled, and the next
+        flush tries them again. The other partitions are stored. When the
+        dead-letter file cannot be written, the whole batch stays buffered.
         """
         self._commit(wait=True)
         batch, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
         if not batch:
             return 0
+        return self._store_batch(batch)
+
+    def _store_batch(self, batch: list[Pending]) -> int:
+        """Process a batch, keep what could not be stored, and drop the stored journal.
+
+        Messages kept for a retry are appended to a new journal segment and
+        fsynced before the old segments are deleted, so they stay durable.
+        """
         try:
-            written = self._process_safely(batch)
+            written, retained = self._process_safely(batch)
             self.dead_letters.commit()
         except OSError as error:
             log.error("ingest: could not store %d messages (%s); they stay in the journal "
                       "and the next flush retries", len(batch), error)
             self._buffer = batch + self._buffer
             return 0
-        self.journal.discard(self.journal.rotate())
+        self._buffer = retained + self._buffer
+        done = self.journal.rotate()
+        try:
+            for pending in retained:
+                self.journal.append(JournalRecord(pending.topic, pending.payload,
+                                                  pending.received))
+            self.journal.commit()
+        except OSError as error:
+            # The old segments still contain the kept messages, so they stay.
+            # Their stored readings come back as duplicates on a restart.
+            log.error("ingest: could not journal %d messages kept for a retry (%s); "
+                      "keeping the old journal segments", len(retained), error)
+            return written
+        self.journal.discard(done)
         self.counters.flushes += 1
         return written
 
-    def _process_safely(self, batch: list[Pending]) -> int:
+    def _process_safely(self, batch: list[Pending]) -> tuple[int, list[Pending]]:
         """Process a batch, and if validation raises, retry message by message.
 
-        A message whose validation still raises goes to the dead letters with
-        the exception, so it cannot hold back the others. OSError (storage)
+        Returns the readings written and the messages kept for a retry. A
+        message whose validation still raises goes to the dead letters with
+        the exception, so it cannot hold back the others. An OSError outside
+        the partition checks and writes (such as writing a dead letter)
         propagates.
         """
         try:
@@ -437,22 +468,28 @@ class Ingester:
         except Exception:  # noqa: BLE001 - isolate the message that breaks validation
             log.exception("ingest: validating a batch of %d messages failed; retrying them "
                           "one by one", len(batch))
-        written = 0
+        written, retained = 0, []
         for pending in batch:
             try:
-                written += self._process([pending])
+                count, kept = self._process([pending])
             except OSError:
                 raise
             except Exception as error:  # noqa: BLE001 - recorded as a dead letter
                 self._reject(pending.topic, pending.payload, REASON_INTERNAL, pending.received,
                              f"{type(error).__name__}: {error}"[:200])
-        return written
+                continue
+            written += count
+            retained += kept
+        return written, retained
 
-    def _process(self, batch: list[Pending]) -> int:
+    def _process(self, batch: list[Pending]) -> tuple[int, list[Pending]]:
         """Validate, deduplicate and store one batch; rejects go to dead letters.
 
-        Dead-letter records are written after the readings, so a failed store
-        write leaves none behind for the retry to repeat.
+        Each (date, device) partition is checked and written on its own, so a
+        storage error in one partition does not hold back the others.
+        Returns the readings written and the messages kept for a retry.
+        Dead-letter records are written after the readings, so a message kept
+        for a retry leaves none behind for the retry to repeat.
         """
         raws = [pending.payload.decode("utf-8", errors="backslashreplace")
                 for pending in batch]
@@ -465,16 +502,51 @@ class Ingester:
         readings = self._check_topics(readings, batch, rejects)
         dedupe = deduplicate(readings)
         self._conflicts(dedupe.conflicts, batch, "an earlier message in this batch", rejects)
-        check = self.store.check(dedupe.readings)
-        self._conflicts(check.conflicts, batch, "a stored reading", rejects)
 
-        self.store.write(check.new.drop(columns=list(PROVENANCE)))
-        self.counters.stored += len(check.new)
-        self.counters.duplicates += dedupe.exact_duplicates + check.exact_duplicates
+        written, duplicates, retained = 0, dedupe.exact_duplicates, []
+        for folder, positions in self.store.partitions(dedupe.readings).items():
+            part = dedupe.readings.iloc[positions]
+            try:
+                check = self.store.check(part)
+                self.store.write(check.new.drop(columns=list(PROVENANCE)))
+            except Exception as error:  # noqa: BLE001 - one partition must not block the others
+                retained += self._storage_failed(folder, part, batch, error, rejects)
+                continue
+            self._conflicts(check.conflicts, batch, "a stored reading", rejects)
+            written += len(check.new)
+            duplicates += check.exact_duplicates
+        self.counters.stored += written
+        self.counters.duplicates += duplicates
         for pending, reason, detail, device, ts in rejects:
             self._reject(pending.topic, pending.payload, reason, pending.received, detail or "",
                          device=device, ts=ts)
-        return len(check.new)
+        return written, retained
+
+    def _storage_failed(self, folder: Path, part: pd.DataFrame, batch: list[Pending],
+                        error: Exception, rejects: list) -> list[Pending]:
+        """Handle a partition that could not be checked or written.
+
+        An OSError other than an invalid path (full disk, permissions, I/O
+        error) keeps the messages for the next flush. An invalid path, which
+        a retry cannot fix, or any other exception (such as an unreadable
+        Parquet file in the partition) makes each message a dead letter.
+        Returns the messages kept.
+        """
+        messages = [batch[int(line) - 1] for line in part["_line"].to_numpy()]
+        transient = isinstance(error, OSError) and error.errno not in PERMANENT_STORAGE_ERRORS
+        if transient:
+            log.error("ingest: could not store %d readings in %s (%s); they stay in the "
+                      "journal and the next flush retries", len(messages), folder, error)
+            return messages
+        log.error("ingest: storing %d readings in %s failed (%s: %s) and a retry cannot "
+                  "fix it; writing them to the dead letters", len(messages), folder,
+                  type(error).__name__, error)
+        detail = f"{type(error).__name__}: {error}"[:200]
+        devices = part["device"].to_numpy(dtype=object)
+        ts_values = part["ts"].to_numpy(dtype=float)
+        for pending, device, ts in zip(messages, devices, ts_values, strict=True):
+            rejects.append((pending, REASON_STORAGE, detail, str(device), float(ts)))
+        return []
 
     def _check_topics(self, readings: pd.DataFrame, batch: list[Pending],
                       rejects: list) -> pd.DataFrame:
@@ -536,7 +608,8 @@ class Ingester:
             self._lock_handle.close()
         c = self.counters
         log.info("ingest: stopped; received %d, stored %d, duplicates %d, rejected %d, "
-                 "recovered %d", c.received, c.stored, c.duplicates, c.rejected, c.recovered)
+                 "recovered %d, left in the journal %d", c.received, c.stored, c.duplicates,
+                 c.rejected, c.recovered, len(self._buffer))
 
 
 def _text(value) -> str | None:

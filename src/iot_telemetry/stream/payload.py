@@ -28,8 +28,35 @@ def telemetry_topic(prefix: str, device: str) -> str:
 
 
 def alert_topic(prefix: str, device: str) -> str:
-    """Return the topic alerts for a device go to, e.g. `alerts/<device_id>`."""
-    return f"{prefix}/{device}"
+    """Return the topic alerts for a device go to, e.g. `alerts/<device_id>`.
+
+    The device level is `topic_level(device)`, so any id gives a valid MQTT
+    topic name of exactly one level below `prefix`.
+    """
+    return f"{prefix}/{topic_level(device)}"
+
+
+def topic_level(device: str) -> str:
+    """Escape a device id for use as one MQTT topic level.
+
+    `%`, the wildcards `#` and `+`, the level separator `/`, control
+    characters (U+0000 to U+001F and U+007F to U+009F) and lone surrogates
+    become `%XX` per UTF-8 byte, like percent-encoding. An empty id becomes
+    `%`, which no escaped id can equal. Ids without those characters, such
+    as MAC addresses, stay as they are.
+    """
+    if not device:
+        return "%"
+    return "".join(_escape_topic_char(char) for char in device)
+
+
+def _escape_topic_char(char: str) -> str:
+    code = ord(char)
+    if (char in "%#+/" or code <= 0x1F or 0x7F <= code <= 0x9F
+            or 0xD800 <= code <= 0xDFFF):
+        encoded = char.encode("utf-8", errors="surrogatepass")
+        return "".join(f"%{byte:02X}" for byte in encoded)
+    return char
 
 
 def device_from_topic(topic: str, prefix: str) -> str | None:

@@ -6,8 +6,12 @@ Layout under the output folder::
 
 Each file contains full readings-table rows (device included, so no partition
 discovery is needed). The device id is percent-encoded in the folder name
-(colons too, and anything outside letters, digits, `.`, `_` and `-`), so an
-id such as `../x` cannot escape the folder. Files are written atomically: a
+(colons too, and anything outside letters, digits, `.`, `_`, `-` and `~`), so
+an id such as `../x` cannot escape the folder. An id whose encoded form is
+longer than MAX_DEVICE_FOLDER_CHARS gets the first part of that form, `+`
+and a hash of the whole id instead, so the folder name stays under the
+255-byte limit of common file systems. Percent-encoding never outputs `+`,
+so a shortened name cannot equal the full name of another id. Files are written atomically: a
 hidden temporary file in the same folder, fsync, rename, fsync of the folder;
 the batch reader skips hidden files, so a crash leaves no half-written data
 in its view.
@@ -19,6 +23,7 @@ values of a partition the first time a batch touches it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -36,11 +41,39 @@ from iot_telemetry.stream.journal import fsync_directory
 log = logging.getLogger(__name__)
 
 PART_PREFIX = "part-"
+# Maximum length of a percent-encoded device id kept whole in a folder name.
+# With the `device=` prefix that is 207 bytes, below the 255-byte file name
+# limit of ext4, XFS and btrfs.
+MAX_DEVICE_FOLDER_CHARS = 200
+# A shortened name keeps this much of the encoded id, then `+` and the hash.
+SHORTENED_PREFIX_CHARS = 96
+HASH_HEX_DIGITS = 32
+
+
+def device_folder_name(device: str) -> str:
+    """Return the folder name part of a device id: percent-encoded, bounded.
+
+    Ids whose encoded form fits in MAX_DEVICE_FOLDER_CHARS keep it whole.
+    Longer ones become an encoded prefix, `+` and 128 bits of the SHA-256 of
+    the id, so two ids share a folder only on a hash collision.
+    """
+    # surrogatepass: an id that is not valid Unicode still gets a name.
+    encoded = device.encode("utf-8", errors="surrogatepass")
+    escaped = urllib.parse.quote(encoded, safe="")
+    if len(escaped) <= MAX_DEVICE_FOLDER_CHARS:
+        return escaped
+    prefix = escaped[:SHORTENED_PREFIX_CHARS]
+    # Cut before an escape sequence split by the prefix length.
+    split_escape = prefix.rfind("%", len(prefix) - 2)
+    if split_escape != -1:
+        prefix = prefix[:split_escape]
+    digest = hashlib.sha256(encoded).hexdigest()[:HASH_HEX_DIGITS]
+    return f"{prefix}+{digest}"
 
 
 def partition_dir(root: Path, date: str, device: str) -> Path:
     """Return the folder of one (UTC date, device) partition."""
-    return root / f"date={date}" / f"device={urllib.parse.quote(device, safe='')}"
+    return root / f"date={date}" / f"device={device_folder_name(device)}"
 
 
 def value_hashes(readings: pd.DataFrame) -> np.ndarray:
@@ -89,7 +122,7 @@ class ReadingStore:
         ts_values = readings["ts"].to_numpy(dtype="float64")
         stored = np.zeros(len(readings), dtype=bool)
         same = np.zeros(len(readings), dtype=bool)
-        for folder, positions in self._partitions(readings).items():
+        for folder, positions in self.partitions(readings).items():
             index = self._load_index(folder)
             if not index:
                 continue
@@ -113,7 +146,7 @@ class ReadingStore:
         if readings.empty:
             return written
         hashes = value_hashes(readings)
-        for folder, positions in self._partitions(readings).items():
+        for folder, positions in self.partitions(readings).items():
             index = self._load_index(folder)
             part = readings.iloc[positions].sort_values("ts", kind="stable")
             written.append(self._write_file(folder, part))
@@ -141,7 +174,8 @@ class ReadingStore:
                  len(merged))
         return target
 
-    def _partitions(self, readings: pd.DataFrame) -> dict[Path, np.ndarray]:
+    def partitions(self, readings: pd.DataFrame) -> dict[Path, np.ndarray]:
+        """Group rows by partition folder; return folder -> row positions."""
         keys = pd.DataFrame({
             "date": readings["time"].dt.strftime("%Y-%m-%d").to_numpy(),
             "device": readings["device"].astype(str).to_numpy(),
