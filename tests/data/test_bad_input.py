@@ -561,6 +561,26 @@ def test_json_huge_integer_quarantined(tmp_path, ingest, field):
     assert run.quarantine["line"].tolist() == [1]
 
 
+def test_jsonl_over_int_digit_limit_quarantined(tmp_path, ingest):
+    """An integer longer than Python's int conversion limit spoils only its own line."""
+    digits = "9" * (sys.get_int_max_str_digits() + 1)
+    bad = json.dumps(message(ts=1594598425.0)).replace("73.8", digits)
+    text = "\n".join([json.dumps(message()), bad, json.dumps(message(ts=1594598426.0))]) + "\n"
+    run = ingest(write(tmp_path, "long.jsonl", text))
+    assert_accounted(run, 3)
+    assert run.summary["kept"] == 2
+    assert run.reasons == ["invalid JSON"]
+    assert run.quarantine["line"].tolist() == [2]
+    assert "digits" in run.quarantine["detail"].iloc[0]
+
+
+def test_json_array_over_int_digit_limit_clear_error(tmp_path, ingest):
+    digits = "9" * (sys.get_int_max_str_digits() + 1)
+    text = json.dumps([message(), message(ts=1594598425.0)]).replace("73.8", digits, 1)
+    run = ingest(write(tmp_path, "long.json", text))
+    assert_user_error(run, "long.json", "invalid json array", "digits")
+
+
 def test_json_deep_nesting_array_clear_error(tmp_path, ingest):
     run = ingest(write(tmp_path, "deep.json", "[" * 100_000 + "]" * 100_000))
     assert_user_error(run, "deep.json")

@@ -230,9 +230,13 @@ def _read_json_bytes(data: bytes, source: str, timezone, aliases) -> Part:
             decoded = json.loads(text)
         except RecursionError as error:
             raise InputError(f"{source}: JSON nested too deeply to parse") from error
-        except json.JSONDecodeError as error:
+        except ValueError as error:
+            # JSONDecodeError, or a number over Python's digit limit for int
+            # conversion (sys.get_int_max_str_digits()).
             if stripped[0] == "[":
-                raise InputError(f"{source}: invalid JSON array: {error}") from error
+                raise InputError(
+                    f"{source}: invalid JSON array: {_json_error_detail(error)}"
+                ) from error
             decoded = None  # several objects: JSON Lines
         if decoded is not None:
             messages = decoded if isinstance(decoded, list) else [decoded]
@@ -241,6 +245,17 @@ def _read_json_bytes(data: bytes, source: str, timezone, aliases) -> Part:
             return Part(readings, quarantine, source, "json",
                         lambda line: _encode_message(messages, line))
     return _read_json_lines(text, source, timezone, aliases)
+
+
+def _json_error_detail(error: Exception) -> str:
+    """Describe why json.loads failed, without Python's advice to call sys functions."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    if isinstance(error, json.JSONDecodeError):
+        return str(error)
+    # The int conversion limit: "Exceeds the limit (4300 digits) for integer
+    # string conversion: value has 5000 digits; use sys.set_int_max_str_digits()..."
+    return str(error).partition(";")[0]
 
 
 def _encode_message(messages: list, line: int) -> str:
@@ -259,10 +274,9 @@ def _read_json_lines(text: str, source: str, timezone, aliases) -> Part:
             continue
         try:
             messages.append(json.loads(line))
-        except (json.JSONDecodeError, RecursionError) as error:
-            detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        except (ValueError, RecursionError) as error:
             rejected.append(quarantine_record(source, number, "invalid JSON", line,
-                                              detail=detail))
+                                              detail=_json_error_detail(error)))
             continue
         raws.append(line)
         lines.append(number)
