@@ -598,6 +598,35 @@ def test_json_deep_nesting_object_quarantined(tmp_path, ingest):
         assert_user_error(run, "deep.json")
 
 
+def test_message_too_deep_to_encode_quarantined():
+    """A message json.loads accepted may still be too deep for json.dumps."""
+    from iot_telemetry.data.messages import parse_messages
+
+    nested: dict = {}
+    for _ in range(sys.getrecursionlimit() + 100):
+        nested = {"a": nested}
+    deep = {"data": nested, "device_id": DEVICE, "ts": 1594598424.0}
+    readings, quarantine = parse_messages([deep, message()], "deep.json")
+    assert len(readings) == 1
+    assert quarantine["line"].tolist() == [1]
+    assert quarantine["reason"].tolist() == ["missing field"]
+    assert "nested too deeply" in quarantine["raw"].iloc[0]
+
+
+@pytest.mark.slow
+def test_json_near_parse_depth_no_crash(tmp_path, ingest):
+    """Depths just below the parse limit: quarantined or a clear error, never a crash."""
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 150, limit + 10):
+        text = ('[{"data":' + '{"a":' * depth + "1" + "}" * depth
+                + ',"device_id":"a","ts":1594598424},' + json.dumps(message()) + "]")
+        run = ingest(write(tmp_path, "deep.json", text))
+        if run.status == 0:
+            assert_accounted(run, 2)
+        else:
+            assert_user_error(run, "deep.json")
+
+
 def test_jsonl_deep_nesting_line_quarantined(tmp_path, ingest):
     text = json.dumps(message()) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n"
     run = ingest(write(tmp_path, "deep.jsonl", text))

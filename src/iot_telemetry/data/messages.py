@@ -136,10 +136,22 @@ def parse_messages(
 
 
 def _encode(message: object) -> str:
+    """Re-encode a decoded message as JSON for its quarantine record.
+
+    This call runs deeper in the stack than json.loads did, so a message
+    nested just below the parse limit can hit the recursion limit here. Its
+    raw text is then a placeholder.
+    """
     try:
         return json.dumps(message, allow_nan=True)
     except (TypeError, ValueError):
+        pass
+    except RecursionError:
+        return "(message nested too deeply to re-encode)"
+    try:
         return repr(message)
+    except RecursionError:
+        return "(message nested too deeply to re-encode)"
 
 
 def _key_hint(message: object) -> dict:
