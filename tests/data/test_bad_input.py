@@ -271,6 +271,27 @@ def test_blank_lines_not_missing_device(tmp_path, ingest):
     assert "missing device" not in run.reasons
 
 
+def test_short_row_huge_field_quarantined(tmp_path, ingest):
+    """A field longer than the csv module's default limit (131,072) in a short row."""
+    short = f"1594512094.3859746,{'y' * 200_000},0.1"
+    text = f"{PLAIN_HEADER}\n{short}\n{row(ts='1.6E9', quote='')}\n"
+    run = ingest(write(tmp_path, "short.csv", text))
+    assert_accounted(run, 2)
+    assert run.summary["kept"] == 1
+    assert run.reasons == ["wrong number of fields"]
+    assert run.quarantine["line"].tolist() == [2]
+
+
+def test_multiline_file_huge_field_quarantined(tmp_path, ingest):
+    """A quoted line break makes the reader map rows with the csv module."""
+    lines = [HEADER, row(device="a\nb"), row(ts="1.6E9", temp="9" * 200_000),
+             row(ts="1.7E9")]
+    run = ingest(write(tmp_path, "multi.csv", "\n".join(lines) + "\n"))
+    assert_accounted(run, 3)
+    assert run.summary["kept"] == 1
+    assert run.quarantine.sort_values("line")["line"].tolist() == [2, 4]
+
+
 def test_truncated_quoted_last_line_no_crash(tmp_path, ingest):
     """A file cut inside a quoted field keeps its whole rows and accounts the rest."""
     text = f"{HEADER}\n{row()}\n{row(ts='1.6E9')[:-3]}"
