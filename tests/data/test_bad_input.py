@@ -686,6 +686,22 @@ def test_jsonl_unicode_separator_in_string(tmp_path, ingest, separator):
     assert run.summary["kept"] == 2
 
 
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_json_lone_surrogate_device_quarantined(tmp_path, ingest, suffix):
+    """A "\\ud800" escape decodes to a lone surrogate, which is not valid Unicode."""
+    items = [message(device_id="\ud800abc"), message(ts=1594598425.0, alias="\udfff"),
+             message(ts=1594598426.0)]
+    if suffix == ".json":
+        text = json.dumps(items)
+    else:
+        text = "\n".join(map(json.dumps, items)) + "\n"
+    run = ingest(write(tmp_path, "surrogate" + suffix, text))
+    assert_accounted(run, 3)
+    assert run.summary["kept"] == 1
+    assert run.reasons == ["invalid device id"] * 2
+    assert sorted(run.quarantine["line"].tolist()) == [1, 2]
+
+
 def test_pretty_printed_object_is_one_message(tmp_path, ingest):
     run = ingest(write(tmp_path, "one.json", json.dumps(message(), indent=2)))
     assert_accounted(run, 1)
@@ -837,6 +853,27 @@ def test_parquet_wrong_dtypes_quarantined(tmp_path, ingest):
     assert_accounted(run, 3)
     assert run.readings["ts"].tolist() == [1594512094.3859746]
     assert run.reasons == ["unparseable number in temp", "unparseable ts"]
+
+
+def test_parquet_undecodable_device_quarantined(tmp_path, ingest):
+    """A binary device or alias column with bytes that are not UTF-8."""
+    frame = pd.DataFrame({
+        "device": [b"a\xff", DEVICE.encode(), DEVICE.encode()],
+        "ts": [1594512094.3859746, 1.6e9, 1.7e9],
+        "co": [0.0049] * 3, "humidity": [51.0] * 3, "lpg": [0.0076] * 3,
+        "smoke": [0.0204] * 3, "temp": [22.7] * 3,
+        "light": [False] * 3, "motion": [False] * 3,
+        "alias": [b"x", b"\xfe", b"iot-device-01"],
+    })
+    path = tmp_path / "bytes.parquet"
+    frame.to_parquet(path)
+    run = ingest(path, "--no-aliases")
+    assert_accounted(run, 3)
+    assert run.readings["device"].tolist() == [DEVICE]
+    assert run.readings["alias"].tolist() == ["iot-device-01"]
+    assert run.readings["ts"].tolist() == [1.7e9]
+    assert run.reasons == ["invalid device id"] * 2
+    assert "a\\xff" in run.quarantine["device"].tolist()
 
 
 @pytest.mark.parametrize("content",

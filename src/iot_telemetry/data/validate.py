@@ -29,6 +29,11 @@ from iot_telemetry.data.columns import (
     TEMP_RANGE_C,
     TS_RANGE,
 )
+from iot_telemetry.data.device_ids import (
+    REASON_INVALID_DEVICE,
+    device_id_problem,
+    is_unicode_text,
+)
 from iot_telemetry.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -39,13 +44,6 @@ FALSE_TOKENS = frozenset({"false", "f", "0", "0.0", "no", "n", "off"})
 
 # Fixed reason phrases, so counts by reason stay comparable across runs.
 REASON_MISSING_DEVICE = "missing device"
-REASON_INVALID_DEVICE = "invalid device id"
-# Device ids are MAC-address-like strings. Any printable id up to
-# MAX_DEVICE_ID_CHARS is accepted, but control characters and undecodable
-# bytes (read as U+FFFD) are rejected because they would pass into file and
-# topic names.
-MAX_DEVICE_ID_CHARS = 128
-INVALID_DEVICE_CHARS = r"[\x00-\x1f\x7f\ufffd]"
 REASON_UNPARSEABLE_TS = "unparseable ts"
 REASON_IMPLAUSIBLE_TS = "implausible ts"
 REASON_CONFLICT = "conflicting duplicate"
@@ -226,7 +224,7 @@ def _reject(batch: Batch, frame: pd.DataFrame, ts: np.ndarray, mask: np.ndarray,
         batch.rejected.append(pd.DataFrame({
             "source": batch.source,
             "line": batch.lines[positions].astype("int64"),
-            "device": [None if _is_missing(d) else str(d) for d in devices],
+            "device": [_device_label(d) for d in devices],
             "ts": np.where(np.isfinite(bad_ts), bad_ts, np.nan),
             "reason": reason,
             "detail": detail,
@@ -246,14 +244,49 @@ def _raw_text(batch: Batch, frame: pd.DataFrame, position: int) -> str:
 
 def _valid_device_ids(device: pd.Series) -> np.ndarray:
     """Check each distinct id once: a file has few devices and many rows."""
-    pattern = re.compile(INVALID_DEVICE_CHARS)
-    invalid = [
-        value for value in device.dropna().unique()
-        if len(value) > MAX_DEVICE_ID_CHARS or pattern.search(value)
-    ]
+    invalid = [value for value in device.dropna().unique() if device_id_problem(value)]
     if not invalid:
         return np.ones(len(device), dtype=bool)
     return ~device.isin(invalid).fillna(False).to_numpy(dtype=bool)
+
+
+def _device_label(value) -> str | None:
+    """Return a device value as storable text, escaping bytes that are not UTF-8."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    text = str(value)
+    if is_unicode_text(text):
+        return text
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _decode_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Decode bytes values (a Parquet binary column) as UTF-8.
+
+    Returns the values with each invalid one (undecodable bytes, or a string
+    with a lone surrogate) set to None, and the mask of those values. Each
+    distinct value is checked once.
+    """
+    invalid = np.zeros(len(values), dtype=bool)
+    if values.dtype != object:
+        return values, invalid
+    decoded = {}
+    for value in values.dropna().unique():
+        if isinstance(value, bytes):
+            try:
+                decoded[value] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                decoded[value] = None
+        elif isinstance(value, str) and not is_unicode_text(value):
+            decoded[value] = None
+    if not decoded:
+        return values, invalid
+    text = values.map(lambda value: decoded.get(value, value) if isinstance(value, (bytes, str))
+                      else value)
+    invalid = (text.isna() & values.notna()).to_numpy(dtype=bool)
+    return text, invalid
 
 
 def _truncate(raw: str) -> str:
@@ -284,11 +317,17 @@ def normalize(batch: Batch, timezone: str | None = None,
     typed = pd.DataFrame(index=original.index)
 
     # device and ts
-    device = original["device"].astype("string").str.strip()
+    device_text, undecodable = _decode_text(original["device"])
+    device = device_text.astype("string").str.strip()
     typed["device"] = device
     ts = parse_ts_column(original["ts"], timezone).to_numpy(dtype="float64")
-    keep = ~(device.isna() | (device == "")).to_numpy(dtype=bool)
-    keep &= _reject(batch, original, ts, ~keep, REASON_MISSING_DEVICE, "")
+    keep = _reject(batch, original, ts, undecodable, REASON_INVALID_DEVICE, "device")
+    missing = keep & (device.isna() | (device == "")).to_numpy(dtype=bool)
+    keep &= _reject(batch, original, ts, missing, REASON_MISSING_DEVICE, "")
+    if "alias" in original:
+        alias, undecodable = _decode_text(original["alias"])
+        keep &= _reject(batch, original, ts, keep & undecodable, REASON_INVALID_DEVICE, "alias")
+        typed["alias"] = alias
     invalid = keep & ~_valid_device_ids(device)
     keep &= _reject(batch, original, ts, invalid, REASON_INVALID_DEVICE, "device")
     keep &= _reject(batch, original, ts, keep & np.isnan(ts), REASON_UNPARSEABLE_TS, "ts")
@@ -305,8 +344,6 @@ def normalize(batch: Batch, timezone: str | None = None,
         reason = f"unknown boolean token in {name}"
         keep &= _reject(batch, original, ts, keep & unknown.to_numpy(dtype=bool), reason, name)
         typed[name] = parsed
-    if "alias" in original:
-        typed["alias"] = original["alias"]
 
     kept = typed.loc[keep]
     if aliases:
