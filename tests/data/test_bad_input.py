@@ -394,6 +394,19 @@ def test_bad_ts_quarantined(tmp_path, ingest):
         assert records.loc[line, "raw"] == lines[line - 1], value
 
 
+def test_daylight_saving_times_named(tmp_path, ingest):
+    """New York repeats 01:30 on 2020-11-01 and skips 02:30 on 2020-03-08."""
+    lines = [HEADER, row(ts="2020-11-01T01:30:00"), row(ts="2020-03-08T02:30:00"),
+             row(ts="2020-07-12T00:00:00")]
+    run = ingest(write(tmp_path, "dst.csv", "\n".join(lines) + "\n"),
+                 "--timezone", "America/New_York")
+    assert_accounted(run, 3)
+    reasons = run.quarantine.set_index("line")["reason"]
+    assert reasons[2] == "ambiguous local time in America/New_York (daylight saving)"
+    assert reasons[3] == "nonexistent local time in America/New_York (daylight saving)"
+    assert run.readings["ts"].tolist() == [1594526400.0]
+
+
 @pytest.mark.parametrize("value", ["now", "today"])
 def test_ts_wall_clock_words_rejected(tmp_path, ingest, value):
     """pandas reads "now" as the current time, but a ts must come from the file."""

@@ -166,14 +166,27 @@ def parse_ts_column(values: pd.Series, timezone: str | None) -> pd.Series:
     ISO strings with an offset are converted to UTC; naive ones are taken in
     `timezone` (UTC when None). Unparseable values become NaN.
     """
+    return parse_ts(values, timezone)[0]
+
+
+def parse_ts(values: pd.Series, timezone: str | None) -> tuple[pd.Series, np.ndarray]:
+    """Convert ts values like `parse_ts_column`, and say why local times failed.
+
+    Returns the float64 epoch seconds and, per value, "" or the rejection
+    reason of a naive time that daylight saving makes ambiguous or skips in
+    `timezone` (its epoch value is NaN).
+    """
+    notes = np.full(len(values), "", dtype=object)
     if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
-        return values.astype("float64")
+        return values.astype("float64"), notes
     text = values.astype("string").str.strip()
     numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     pending = numbers.isna() & text.notna() & (text != "")
     if pending.any():
-        numbers[pending] = _iso_to_epoch(text[pending], timezone)
-    return numbers
+        parsed, pending_notes = _iso_to_epoch(text[pending], timezone)
+        numbers[pending] = parsed
+        notes[pending.to_numpy(dtype=bool)] = pending_notes
+    return numbers, notes
 
 
 # ISO-8601 date and time, optional fraction and offset. Anything else (a
@@ -183,26 +196,40 @@ ISO_8601 = re.compile(
 )
 
 
-def _iso_to_epoch(text: pd.Series, timezone: str | None) -> pd.Series:
+def _iso_to_epoch(text: pd.Series, timezone: str | None) -> tuple[pd.Series, np.ndarray]:
     """Parse ISO-8601 strings one by one, so naive and offset forms can mix.
 
     The result is the float nearest to the exact instant: nanoseconds are
     divided as integers, not rounded to float first. Local times that a
-    daylight-saving change makes ambiguous or skips become NaN.
+    daylight-saving change makes ambiguous or skips become NaN, with a
+    reason in the second array ("" for every other value).
     """
+    zone = timezone or "UTC"
     out = np.full(len(text), np.nan)
+    notes = np.full(len(text), "", dtype=object)
     for position, value in enumerate(text.to_numpy()):
         if not isinstance(value, str) or not ISO_8601.match(value):
             continue
         try:
             stamp = pd.Timestamp(value)
             if stamp.tzinfo is None:
-                stamp = stamp.tz_localize(timezone or "UTC", ambiguous="raise",
-                                          nonexistent="raise")
+                naive = stamp
+                stamp = naive.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+                if stamp is pd.NaT:
+                    notes[position] = _daylight_saving_reason(naive, zone)
+                    continue
         except (ValueError, TypeError, OverflowError):
             continue
         out[position] = float(Fraction(stamp.tz_convert("UTC").value, 1_000_000_000))
-    return pd.Series(out, index=text.index)
+    return pd.Series(out, index=text.index), notes
+
+
+def _daylight_saving_reason(naive: pd.Timestamp, zone: str) -> str:
+    """Name the daylight-saving problem of a naive time that `zone` cannot place."""
+    earlier = naive.tz_localize(zone, ambiguous=True, nonexistent="NaT")
+    if earlier is pd.NaT:
+        return f"nonexistent local time in {zone} (daylight saving)"
+    return f"ambiguous local time in {zone} (daylight saving)"
 
 
 def _reject(batch: Batch, frame: pd.DataFrame, ts: np.ndarray, mask: np.ndarray,
@@ -320,7 +347,8 @@ def normalize(batch: Batch, timezone: str | None = None,
     device_text, undecodable = _decode_text(original["device"])
     device = device_text.astype("string").str.strip()
     typed["device"] = device
-    ts = parse_ts_column(original["ts"], timezone).to_numpy(dtype="float64")
+    ts, ts_notes = parse_ts(original["ts"], timezone)
+    ts = ts.to_numpy(dtype="float64")
     keep = _reject(batch, original, ts, undecodable, REASON_INVALID_DEVICE, "device")
     missing = keep & (device.isna() | (device == "")).to_numpy(dtype=bool)
     keep &= _reject(batch, original, ts, missing, REASON_MISSING_DEVICE, "")
@@ -330,6 +358,8 @@ def normalize(batch: Batch, timezone: str | None = None,
         typed["alias"] = alias
     invalid = keep & ~_valid_device_ids(device)
     keep &= _reject(batch, original, ts, invalid, REASON_INVALID_DEVICE, "device")
+    for reason in sorted(set(ts_notes) - {""}):
+        keep &= _reject(batch, original, ts, keep & (ts_notes == reason), reason, "ts")
     keep &= _reject(batch, original, ts, keep & np.isnan(ts), REASON_UNPARSEABLE_TS, "ts")
     implausible = keep & ((ts < TS_RANGE[0]) | (ts > TS_RANGE[1]))
     keep &= _reject(batch, original, ts, implausible, REASON_IMPLAUSIBLE_TS, "ts")
