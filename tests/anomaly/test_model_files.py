@@ -163,3 +163,32 @@ def test_score_command_rejects_unknown_suffix(model_dir, capture_head, tmp_path)
 def test_score_command_rejects_unverified_model(capture_head, tmp_path):
     assert main(["score", str(capture_head), "--out", str(tmp_path / "x.csv"),
                  "--model", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("target", ["folder.csv", "afile/x.csv"])
+def test_score_command_checks_out_first(model_dir, capture_head, tmp_path, monkeypatch,
+                                        target):
+    """An unwritable --out fails before any input is read or scored."""
+    from iot_telemetry.anomaly import commands
+
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "afile").write_text("")
+
+    def not_called(*args, **kwargs):
+        raise AssertionError("score_inputs ran before --out was checked")
+
+    monkeypatch.setattr(commands, "score_inputs", not_called)
+    status = main(["score", str(capture_head), "--out", str(tmp_path / target),
+                   "--model", str(model_dir)])
+    assert status == 2
+
+
+def test_score_command_write_failure_clear_error(model_dir, capture_head, tmp_path,
+                                                 monkeypatch):
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    status = main(["score", str(capture_head), "--out", str(tmp_path / "x.csv"),
+                   "--model", str(model_dir)])
+    assert status == 2

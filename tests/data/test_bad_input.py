@@ -935,6 +935,45 @@ def test_out_is_a_file_clear_error(tmp_path):
     assert main(["ingest", str(path), "--out", str(existing_file / "sub")]) == 2
 
 
+def test_out_file_is_a_folder_clear_error(tmp_path, ingest):
+    path = write(tmp_path, "k.csv", f"{HEADER}\n{row()}\n")
+    out = tmp_path / "out"
+    (out / "readings.parquet").mkdir(parents=True)
+    status = main(["ingest", str(path), "--out", str(out)])
+    assert status == 2
+    assert not (out / "quarantine.parquet").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only folder")
+def test_out_read_only_clear_error(tmp_path):
+    path = write(tmp_path, "k.csv", f"{HEADER}\n{row()}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        assert main(["ingest", str(path), "--out", str(out)]) == 2
+    finally:
+        out.chmod(0o755)
+
+
+def test_write_failure_names_file(tmp_path, monkeypatch, caplog):
+    """A write that fails after the checks (a full disk, say) is one line, not a traceback."""
+    path = write(tmp_path, "k.csv", f"{HEADER}\n{row()}\n")
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", fail)
+    with caplog.at_level(logging.ERROR):
+        status = main(["ingest", str(path), "--out", str(tmp_path / "out")])
+    assert status == 2
+    errors = [record.getMessage() for record in caplog.records
+              if record.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "readings.parquet" in errors[0]
+    assert "No space left" in errors[0]
+
+
 # Large inputs: counts only, because tests assert no timings
 
 

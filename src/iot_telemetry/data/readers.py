@@ -39,6 +39,7 @@ from iot_telemetry.data.validate import (
     quarantine_record,
 )
 from iot_telemetry.errors import InputError
+from iot_telemetry.output_paths import check_output_file, write_failed
 
 log = logging.getLogger(__name__)
 
@@ -370,20 +371,42 @@ def _empty_readings() -> pd.DataFrame:
     return to_readings(empty)
 
 
-def write_outputs(result: IngestResult, out: Path) -> dict[str, Path]:
-    """Write readings.parquet, quarantine.parquet and ingest.json into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
+def output_files(out: Path) -> dict[str, Path]:
+    """Return the paths of the files `write_outputs` writes into `out`."""
+    return {
         "readings": out / "readings.parquet",
         "quarantine": out / "quarantine.parquet",
         "summary": out / "ingest.json",
     }
+
+
+def check_outputs(out: Path) -> None:
+    """Raise InputError unless `write_outputs` can write into `out`."""
+    for path in output_files(Path(out)).values():
+        check_output_file(path)
+
+
+def write_outputs(result: IngestResult, out: Path) -> dict[str, Path]:
+    """Write readings.parquet, quarantine.parquet and ingest.json into `out`.
+
+    Raises:
+        InputError: a file cannot be written (the message names it).
+    """
+    paths = output_files(Path(out))
     # Dictionary encoding pays off only for the few distinct device ids; on
     # float columns pyarrow tries it and falls back, which triples write time.
     dictionary = ["device", "alias"]
-    result.readings.to_parquet(paths["readings"], index=False, use_dictionary=dictionary)
-    result.quarantine.to_parquet(paths["quarantine"], index=False)
-    paths["summary"].write_text(json.dumps(result.summary, indent=2) + "\n")
+    path = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = paths["readings"]
+        result.readings.to_parquet(path, index=False, use_dictionary=dictionary)
+        path = paths["quarantine"]
+        result.quarantine.to_parquet(path, index=False)
+        path = paths["summary"]
+        path.write_text(json.dumps(result.summary, indent=2) + "\n")
+    except OSError as error:
+        raise write_failed(path, error) from error
     return paths
 
 

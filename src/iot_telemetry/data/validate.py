@@ -170,7 +170,7 @@ def parse_ts_column(values: pd.Series, timezone: str | None) -> pd.Series:
 
 
 def parse_ts(values: pd.Series, timezone: str | None) -> tuple[pd.Series, np.ndarray]:
-    """Convert ts values like `parse_ts_column`, and say why local times failed.
+    """Convert ts values like `parse_ts_column`, and return why local times failed.
 
     Returns the float64 epoch seconds and, per value, "" or the rejection
     reason of a naive time that daylight saving makes ambiguous or skips in
