@@ -768,6 +768,21 @@ def test_bad_zip_clear_error(tmp_path, ingest, content):
     assert_user_error(run, "bad.zip")
 
 
+def test_zip_blank_lines_expansion_clear_error(tmp_path, ingest):
+    """Millions of blank lines compress about 1,000 times and cost ~160 bytes each to parse."""
+    text = HEADER + "\n" + "\n" * 4_000_000 + row() + "\n"
+    run = ingest(write_zip(tmp_path, "blank.zip", {"a.csv": text}))
+    assert_user_error(run, "blank.zip", "a.csv", "unzip")
+
+
+def test_zip_small_repetitive_member_read(tmp_path, ingest):
+    """Below 1 MiB a member is read whatever its compression ratio."""
+    text = HEADER + "\n" + "\n" * 500_000 + row() + "\n"
+    run = ingest(write_zip(tmp_path, "small.zip", {"a.csv": text}))
+    assert_accounted(run, 1)
+    assert run.summary["kept"] == 1
+
+
 def _write_zip_bomb(path: Path, gib: int) -> None:
     """Write a zip64 archive with one member "a.json": "[", `gib` GiB of spaces, "]".
 
