@@ -192,3 +192,17 @@ def test_score_command_write_failure_clear_error(model_dir, capture_head, tmp_pa
     status = main(["score", str(capture_head), "--out", str(tmp_path / "x.csv"),
                    "--model", str(model_dir)])
     assert status == 2
+
+
+def test_score_command_invalid_unicode_device(model_dir, capture_head, tmp_path):
+    """A lone surrogate in a device id is one invalid row, not a crash."""
+    messages = json.loads(capture_head.read_text())[:3]
+    messages[1]["device_id"] = "\ud800abc"
+    path = tmp_path / "surrogate.json"
+    path.write_text(json.dumps(messages))
+    out = tmp_path / "scored.csv"
+    assert main(["score", str(path), "--out", str(out), "--model", str(model_dir)]) == 0
+    scored = pd.read_csv(out)
+    assert len(scored) == 3
+    invalid = scored[scored["status"] == "invalid"]
+    assert invalid["reasons"].tolist() == ["quarantined: invalid device id"]
