@@ -769,7 +769,7 @@ def test_bad_zip_clear_error(tmp_path, ingest, content):
 
 
 def test_zip_blank_lines_expansion_clear_error(tmp_path, ingest):
-    """Millions of blank lines compress about 1,000 times and cost ~160 bytes each to parse."""
+    """Millions of blank lines compress about 1,000 times and cost ~170 bytes each to parse."""
     text = HEADER + "\n" + "\n" * 4_000_000 + row() + "\n"
     run = ingest(write_zip(tmp_path, "blank.zip", {"a.csv": text}))
     assert_user_error(run, "blank.zip", "a.csv", "unzip")
@@ -950,7 +950,7 @@ def test_out_is_a_file_clear_error(tmp_path):
     assert main(["ingest", str(path), "--out", str(existing_file / "sub")]) == 2
 
 
-def test_out_file_is_a_folder_clear_error(tmp_path, ingest):
+def test_out_file_is_a_folder_clear_error(tmp_path):
     path = write(tmp_path, "k.csv", f"{HEADER}\n{row()}\n")
     out = tmp_path / "out"
     (out / "readings.parquet").mkdir(parents=True)
