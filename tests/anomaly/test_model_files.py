@@ -163,3 +163,46 @@ def test_score_command_rejects_unknown_suffix(model_dir, capture_head, tmp_path)
 def test_score_command_rejects_unverified_model(capture_head, tmp_path):
     assert main(["score", str(capture_head), "--out", str(tmp_path / "x.csv"),
                  "--model", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("target", ["folder.csv", "afile/x.csv"])
+def test_score_command_checks_out_first(model_dir, capture_head, tmp_path, monkeypatch,
+                                        target):
+    """An unwritable --out fails before any input is read or scored."""
+    from iot_telemetry.anomaly import commands
+
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "afile").write_text("")
+
+    def not_called(*args, **kwargs):
+        raise AssertionError("score_inputs ran before --out was checked")
+
+    monkeypatch.setattr(commands, "score_inputs", not_called)
+    status = main(["score", str(capture_head), "--out", str(tmp_path / target),
+                   "--model", str(model_dir)])
+    assert status == 2
+
+
+def test_score_command_write_failure_clear_error(model_dir, capture_head, tmp_path,
+                                                 monkeypatch):
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", fail)
+    status = main(["score", str(capture_head), "--out", str(tmp_path / "x.csv"),
+                   "--model", str(model_dir)])
+    assert status == 2
+
+
+def test_score_command_invalid_unicode_device(model_dir, capture_head, tmp_path):
+    """A lone surrogate in a device id is one invalid row, not a crash."""
+    messages = json.loads(capture_head.read_text())[:3]
+    messages[1]["device_id"] = "\ud800abc"
+    path = tmp_path / "surrogate.json"
+    path.write_text(json.dumps(messages))
+    out = tmp_path / "scored.csv"
+    assert main(["score", str(path), "--out", str(out), "--model", str(model_dir)]) == 0
+    scored = pd.read_csv(out)
+    assert len(scored) == 3
+    invalid = scored[scored["status"] == "invalid"]
+    assert invalid["reasons"].tolist() == ["quarantined: invalid device id"]

@@ -271,6 +271,27 @@ def test_blank_lines_not_missing_device(tmp_path, ingest):
     assert "missing device" not in run.reasons
 
 
+def test_short_row_huge_field_quarantined(tmp_path, ingest):
+    """A field longer than the csv module's default limit (131,072) in a short row."""
+    short = f"1594512094.3859746,{'y' * 200_000},0.1"
+    text = f"{PLAIN_HEADER}\n{short}\n{row(ts='1.6E9', quote='')}\n"
+    run = ingest(write(tmp_path, "short.csv", text))
+    assert_accounted(run, 2)
+    assert run.summary["kept"] == 1
+    assert run.reasons == ["wrong number of fields"]
+    assert run.quarantine["line"].tolist() == [2]
+
+
+def test_multiline_file_huge_field_quarantined(tmp_path, ingest):
+    """A quoted line break makes the reader map rows with the csv module."""
+    lines = [HEADER, row(device="a\nb"), row(ts="1.6E9", temp="9" * 200_000),
+             row(ts="1.7E9")]
+    run = ingest(write(tmp_path, "multi.csv", "\n".join(lines) + "\n"))
+    assert_accounted(run, 3)
+    assert run.summary["kept"] == 1
+    assert run.quarantine.sort_values("line")["line"].tolist() == [2, 4]
+
+
 def test_truncated_quoted_last_line_no_crash(tmp_path, ingest):
     """A file cut inside a quoted field keeps its whole rows and accounts the rest."""
     text = f"{HEADER}\n{row()}\n{row(ts='1.6E9')[:-3]}"
@@ -371,6 +392,19 @@ def test_bad_ts_quarantined(tmp_path, ingest):
     for line, (value, reason) in enumerate(BAD_TS, start=2):
         assert records.loc[line, "reason"] == reason, value
         assert records.loc[line, "raw"] == lines[line - 1], value
+
+
+def test_daylight_saving_times_named(tmp_path, ingest):
+    """New York repeats 01:30 on 2020-11-01 and skips 02:30 on 2020-03-08."""
+    lines = [HEADER, row(ts="2020-11-01T01:30:00"), row(ts="2020-03-08T02:30:00"),
+             row(ts="2020-07-12T00:00:00")]
+    run = ingest(write(tmp_path, "dst.csv", "\n".join(lines) + "\n"),
+                 "--timezone", "America/New_York")
+    assert_accounted(run, 3)
+    reasons = run.quarantine.set_index("line")["reason"]
+    assert reasons[2] == "ambiguous local time in America/New_York (daylight saving)"
+    assert reasons[3] == "nonexistent local time in America/New_York (daylight saving)"
+    assert run.readings["ts"].tolist() == [1594526400.0]
 
 
 @pytest.mark.parametrize("value", ["now", "today"])
@@ -561,6 +595,26 @@ def test_json_huge_integer_quarantined(tmp_path, ingest, field):
     assert run.quarantine["line"].tolist() == [1]
 
 
+def test_jsonl_over_int_digit_limit_quarantined(tmp_path, ingest):
+    """An integer longer than Python's int conversion limit spoils only its own line."""
+    digits = "9" * (sys.get_int_max_str_digits() + 1)
+    bad = json.dumps(message(ts=1594598425.0)).replace("73.8", digits)
+    text = "\n".join([json.dumps(message()), bad, json.dumps(message(ts=1594598426.0))]) + "\n"
+    run = ingest(write(tmp_path, "long.jsonl", text))
+    assert_accounted(run, 3)
+    assert run.summary["kept"] == 2
+    assert run.reasons == ["invalid JSON"]
+    assert run.quarantine["line"].tolist() == [2]
+    assert "digits" in run.quarantine["detail"].iloc[0]
+
+
+def test_json_array_over_int_digit_limit_clear_error(tmp_path, ingest):
+    digits = "9" * (sys.get_int_max_str_digits() + 1)
+    text = json.dumps([message(), message(ts=1594598425.0)]).replace("73.8", digits, 1)
+    run = ingest(write(tmp_path, "long.json", text))
+    assert_user_error(run, "long.json", "invalid json array", "digits")
+
+
 def test_json_deep_nesting_array_clear_error(tmp_path, ingest):
     run = ingest(write(tmp_path, "deep.json", "[" * 100_000 + "]" * 100_000))
     assert_user_error(run, "deep.json")
@@ -576,6 +630,35 @@ def test_json_deep_nesting_object_quarantined(tmp_path, ingest):
         assert run.summary["kept"] == 1
     else:
         assert_user_error(run, "deep.json")
+
+
+def test_message_too_deep_to_encode_quarantined():
+    """A message json.loads accepted may still be too deep for json.dumps."""
+    from iot_telemetry.data.messages import parse_messages
+
+    nested: dict = {}
+    for _ in range(sys.getrecursionlimit() + 100):
+        nested = {"a": nested}
+    deep = {"data": nested, "device_id": DEVICE, "ts": 1594598424.0}
+    readings, quarantine = parse_messages([deep, message()], "deep.json")
+    assert len(readings) == 1
+    assert quarantine["line"].tolist() == [1]
+    assert quarantine["reason"].tolist() == ["missing field"]
+    assert "nested too deeply" in quarantine["raw"].iloc[0]
+
+
+@pytest.mark.slow
+def test_json_near_parse_depth_no_crash(tmp_path, ingest):
+    """Depths just below the parse limit: quarantined or a clear error, never a crash."""
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 150, limit + 10):
+        text = ('[{"data":' + '{"a":' * depth + "1" + "}" * depth
+                + ',"device_id":"a","ts":1594598424},' + json.dumps(message()) + "]")
+        run = ingest(write(tmp_path, "deep.json", text))
+        if run.status == 0:
+            assert_accounted(run, 2)
+        else:
+            assert_user_error(run, "deep.json")
 
 
 def test_jsonl_deep_nesting_line_quarantined(tmp_path, ingest):
@@ -614,6 +697,22 @@ def test_jsonl_unicode_separator_in_string(tmp_path, ingest, separator):
     run = ingest(write(tmp_path, "sep.jsonl", text.encode()))
     assert_accounted(run, 2)
     assert run.summary["kept"] == 2
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_json_lone_surrogate_device_quarantined(tmp_path, ingest, suffix):
+    """A "\\ud800" escape decodes to a lone surrogate, which is not valid Unicode."""
+    items = [message(device_id="\ud800abc"), message(ts=1594598425.0, alias="\udfff"),
+             message(ts=1594598426.0)]
+    if suffix == ".json":
+        text = json.dumps(items)
+    else:
+        text = "\n".join(map(json.dumps, items)) + "\n"
+    run = ingest(write(tmp_path, "surrogate" + suffix, text))
+    assert_accounted(run, 3)
+    assert run.summary["kept"] == 1
+    assert run.reasons == ["invalid device id"] * 2
+    assert sorted(run.quarantine["line"].tolist()) == [1, 2]
 
 
 def test_pretty_printed_object_is_one_message(tmp_path, ingest):
@@ -667,6 +766,21 @@ def test_zip_without_readable_member_not_silent(tmp_path, ingest, member):
 def test_bad_zip_clear_error(tmp_path, ingest, content):
     run = ingest(write(tmp_path, "bad.zip", content))
     assert_user_error(run, "bad.zip")
+
+
+def test_zip_blank_lines_expansion_clear_error(tmp_path, ingest):
+    """Millions of blank lines compress about 1,000 times and cost ~170 bytes each to parse."""
+    text = HEADER + "\n" + "\n" * 4_000_000 + row() + "\n"
+    run = ingest(write_zip(tmp_path, "blank.zip", {"a.csv": text}))
+    assert_user_error(run, "blank.zip", "a.csv", "unzip")
+
+
+def test_zip_small_repetitive_member_read(tmp_path, ingest):
+    """Below 1 MiB a member is read whatever its compression ratio."""
+    text = HEADER + "\n" + "\n" * 500_000 + row() + "\n"
+    run = ingest(write_zip(tmp_path, "small.zip", {"a.csv": text}))
+    assert_accounted(run, 1)
+    assert run.summary["kept"] == 1
 
 
 def _write_zip_bomb(path: Path, gib: int) -> None:
@@ -769,6 +883,27 @@ def test_parquet_wrong_dtypes_quarantined(tmp_path, ingest):
     assert run.reasons == ["unparseable number in temp", "unparseable ts"]
 
 
+def test_parquet_undecodable_device_quarantined(tmp_path, ingest):
+    """A binary device or alias column with bytes that are not UTF-8."""
+    frame = pd.DataFrame({
+        "device": [b"a\xff", DEVICE.encode(), DEVICE.encode()],
+        "ts": [1594512094.3859746, 1.6e9, 1.7e9],
+        "co": [0.0049] * 3, "humidity": [51.0] * 3, "lpg": [0.0076] * 3,
+        "smoke": [0.0204] * 3, "temp": [22.7] * 3,
+        "light": [False] * 3, "motion": [False] * 3,
+        "alias": [b"x", b"\xfe", b"iot-device-01"],
+    })
+    path = tmp_path / "bytes.parquet"
+    frame.to_parquet(path)
+    run = ingest(path, "--no-aliases")
+    assert_accounted(run, 3)
+    assert run.readings["device"].tolist() == [DEVICE]
+    assert run.readings["alias"].tolist() == ["iot-device-01"]
+    assert run.readings["ts"].tolist() == [1.7e9]
+    assert run.reasons == ["invalid device id"] * 2
+    assert "a\\xff" in run.quarantine["device"].tolist()
+
+
 @pytest.mark.parametrize("content",
                          [b"PAR1garbagePAR1", f"{HEADER}\n{row()}\n".encode()],
                          ids=["corrupt", "csv-named-parquet"])
@@ -813,6 +948,45 @@ def test_out_is_a_file_clear_error(tmp_path):
     existing_file = write(tmp_path, "existing", "")
     assert main(["ingest", str(path), "--out", str(existing_file)]) == 2
     assert main(["ingest", str(path), "--out", str(existing_file / "sub")]) == 2
+
+
+def test_out_file_is_a_folder_clear_error(tmp_path):
+    path = write(tmp_path, "k.csv", f"{HEADER}\n{row()}\n")
+    out = tmp_path / "out"
+    (out / "readings.parquet").mkdir(parents=True)
+    status = main(["ingest", str(path), "--out", str(out)])
+    assert status == 2
+    assert not (out / "quarantine.parquet").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only folder")
+def test_out_read_only_clear_error(tmp_path):
+    path = write(tmp_path, "k.csv", f"{HEADER}\n{row()}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        assert main(["ingest", str(path), "--out", str(out)]) == 2
+    finally:
+        out.chmod(0o755)
+
+
+def test_write_failure_names_file(tmp_path, monkeypatch, caplog):
+    """A write that fails after the checks (a full disk, say) is one line, not a traceback."""
+    path = write(tmp_path, "k.csv", f"{HEADER}\n{row()}\n")
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", fail)
+    with caplog.at_level(logging.ERROR):
+        status = main(["ingest", str(path), "--out", str(tmp_path / "out")])
+    assert status == 2
+    errors = [record.getMessage() for record in caplog.records
+              if record.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "readings.parquet" in errors[0]
+    assert "No space left" in errors[0]
 
 
 # Large inputs: counts only, because tests assert no timings

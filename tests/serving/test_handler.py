@@ -109,6 +109,35 @@ def test_repeated_reading_is_invalid(loaded, window):
     assert got[5]["status"] == "invalid"
 
 
+@pytest.mark.parametrize("device", ["a\u0000b\nc", "d" * 129, "dev\x7f"],
+                         ids=["control", "long", "delete"])
+def test_invalid_device_id_is_invalid(loaded, window, device):
+    """Ids that ingest quarantines are invalid here, and the rest is still scored."""
+    messages = window(DEVICE, 5)
+    bad = {**messages[-1], "device_id": device, "ts": messages[-1]["ts"] + 1}
+    got = predictions(loaded, messages + [bad])
+    assert len(got) == 6
+    assert got[4]["status"] == "ok"
+    assert got[5]["device_id"] == device
+    assert got[5]["status"] == "invalid"
+    assert got[5]["score"] is None
+    assert got[5]["flag"] is False
+    assert "device:invalid" in got[5]["reasons"]
+
+
+def test_csv_body_invalid_device_id_is_invalid(loaded, window):
+    messages = window(DEVICE, 2)
+    sensors = ("co", "humidity", "light", "lpg", "motion", "smoke", "temp")
+    rows = []
+    for reading, device in zip(messages, [DEVICE, "a\x00b"]):
+        values = [str(reading["data"][name]).lower() for name in sensors]
+        rows.append(",".join([repr(reading["ts"]), device, *values]))
+    got = predictions(loaded, "\n".join(rows) + "\n", "text/csv")
+    assert got[0]["status"] != "invalid"
+    assert got[1]["status"] == "invalid"
+    assert "device:invalid" in got[1]["reasons"]
+
+
 def test_unknown_device_uses_fleet(loaded, capture_messages):
     # An id that is neither a trained device nor an alias of one.
     messages = [{**message, "device_id": "6e:81:c9:d4:9e:58"} for message in capture_messages[:3]]

@@ -115,6 +115,7 @@ def _invalid_rows(rows, reasons):
 
 
 def run_score(args: argparse.Namespace) -> int:
+    from iot_telemetry.output_paths import check_output_file, write_failed
     from iot_telemetry.paths import resolve
 
     suffix = args.out.suffix.lower()
@@ -122,13 +123,17 @@ def run_score(args: argparse.Namespace) -> int:
         raise InputError(
             f"--out {args.out}: unknown output type {suffix or '(none)'}; use .csv or .parquet"
         )
+    # Checked first, so a bad path fails before the reading and scoring work.
+    check_output_file(args.out)
     model_dir = args.model if args.model.is_absolute() or args.model.exists() else resolve(args.model)
     scored = score_inputs(args.inputs, model_dir, _aliases(args))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        scored.to_csv(args.out, index=False)
-    else:
-        scored.to_parquet(args.out, index=False)
+    try:
+        if suffix == ".csv":
+            scored.to_csv(args.out, index=False)
+        else:
+            scored.to_parquet(args.out, index=False)
+    except OSError as error:
+        raise write_failed(args.out, error) from error
     counts = scored["status"].value_counts().to_dict()
     print(
         f"scored {len(scored)} readings: {int(scored['flag'].sum())} flagged; status "

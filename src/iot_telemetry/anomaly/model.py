@@ -5,7 +5,8 @@ streaming scorer):
 
 - This module, `anomaly.detectors` and `iot_telemetry.features` import only
   the standard library, numpy, pandas, scipy, scikit-learn, joblib,
-  `iot_telemetry.features` and `iot_telemetry.data.columns`. So they run in
+  `iot_telemetry.features`, `iot_telemetry.data.columns` and
+  `iot_telemetry.data.device_ids`. So they run in
   the SageMaker scikit-learn container (Python 3.12, scikit-learn 1.9.0,
   pandas 2.2.3, numpy 2.5.1, scipy 1.18.0; no pandera, matplotlib or
   statsmodels). They work on pandas 2.2 and 3.x.
@@ -24,7 +25,8 @@ streaming scorer):
   flag (bool), status ("ok", "invalid", "stuck", "unknown_device") and
   reasons (string; the channels or rules behind a flag, or why a reading is
   invalid, joined by ";", for example "humidity;mq2"; "" when none).
-- Status rules: a missing or non-finite sensor value, a value outside the
+- Status rules: a missing or invalid device id (`data.device_ids`), a
+  missing or non-finite sensor value, a value outside the
   sensor's range or a non-positive MQ-2 value makes the reading `invalid`
   (never flagged, left out of every device's history). A device whose five
   float sensors have all kept their values for longer than its limit is
@@ -53,6 +55,7 @@ from iot_telemetry.data.columns import (
     HUMIDITY_RANGE,
     TEMP_RANGE_C,
 )
+from iot_telemetry.data.device_ids import device_id_problem
 from iot_telemetry.anomaly.detectors import Combined, Detector, by_profile, build_detector
 from iot_telemetry.features.telemetry import (
     FLEET,
@@ -362,6 +365,11 @@ def _invalid_reasons(frame: pd.DataFrame) -> pd.Series:
     codes, devices = pd.factorize(frame["device"].to_numpy(dtype=object))
     bad_device = np.array([not isinstance(d, str) or not d.strip() for d in devices] + [True])
     checks.append((bad_device[codes], "device:missing"))
+    # The same rules as the file readers, so a reading gets the same verdict on every path.
+    invalid_device = np.array(
+        [isinstance(d, str) and bool(device_id_problem(d)) for d in devices] + [False]
+    )
+    checks.append((invalid_device[codes], "device:invalid"))
     checks.append((~np.isfinite(frame["ts"].to_numpy()), "ts:invalid"))
     for name in FLOAT_SENSORS:
         values = frame[name].to_numpy()

@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_ingest(args: argparse.Namespace) -> int:
     from iot_telemetry.data.devices import CAPTURE_TO_KAGGLE, parse_alias_options
-    from iot_telemetry.data.readers import read_inputs, write_outputs
+    from iot_telemetry.data.readers import check_outputs, read_inputs, write_outputs
     from iot_telemetry.data.validate import check_timezone
 
     if args.no_aliases:
@@ -74,6 +74,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot create output folder --out {args.out}: {error}") from error
+    check_outputs(args.out)
     result = read_inputs(args.inputs, timezone=args.timezone, aliases=aliases)
     paths = write_outputs(result, args.out)
     counts = {key: result.summary[key] for key in ("read", "kept", "duplicates", "quarantined")}

@@ -8,6 +8,7 @@ row, and the rows with too many or too few fields.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -191,11 +192,13 @@ def _row_spans(data: bytes, text: SourceText, count: int, bad_lines: list[int],
         return starts, starts.copy()
 
     spans = []
-    reader = csv.reader(io.StringIO("\n".join(text.lines), newline=""))
+    joined = "\n".join(text.lines)
+    reader = csv.reader(io.StringIO(joined, newline=""))
     end = 0
-    for _ in reader:
-        spans.append((end + 1, reader.line_num))
-        end = reader.line_num
+    with _csv_field_limit(len(joined)):
+        for _ in reader:
+            spans.append((end + 1, reader.line_num))
+            end = reader.line_num
     skipped = set(bad_lines)
     spans = [span for span in spans[header:] if span[0] not in skipped]
     if len(spans) != count:
@@ -230,9 +233,28 @@ def _short_rows(frame: pd.DataFrame, rows: RowText, expected: int,
         return short
     last_missing = frame.iloc[:, -1].isna().to_numpy() & candidates
     for position in np.flatnonzero(last_missing):
-        fields = next(csv.reader([rows[position]]), [])
+        text = rows[position]
+        with _csv_field_limit(len(text)):
+            fields = next(csv.reader([text]), [])
         short[position] = len(fields) < expected
     return short
+
+
+@contextlib.contextmanager
+def _csv_field_limit(size: int):
+    """Let the csv module read fields of up to `size` characters, then restore its limit.
+
+    pandas has already parsed the same text in memory, so the csv module's
+    default limit (131,072 characters) would only turn a long field into a
+    csv.Error. The limit is process-wide, so concurrent csv readers in other
+    threads see the raised value while this runs.
+    """
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, size))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _check_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:

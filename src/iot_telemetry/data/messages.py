@@ -22,6 +22,11 @@ import numpy as np
 import pandas as pd
 
 from iot_telemetry.data.columns import BOOL_SENSORS, FLOAT_SENSORS
+from iot_telemetry.data.device_ids import (
+    REASON_INVALID_DEVICE,
+    device_id_problem,
+    is_unicode_text,
+)
 from iot_telemetry.data.validate import (
     Batch,
     normalize,
@@ -51,6 +56,9 @@ def check_message(message: object) -> tuple[dict | None, str, str]:
         return None, "missing field", "device_id"
     if not isinstance(device, str):
         return None, "wrong type", f"device_id is {type(device).__name__}, expected string"
+    problem = device_id_problem(device)
+    if problem:
+        return None, REASON_INVALID_DEVICE, f"device_id {device!r:.200} {problem}"
     ts = message.get("ts", MISSING)
     if ts is MISSING:
         return None, "missing field", "ts"
@@ -84,6 +92,9 @@ def check_message(message: object) -> tuple[dict | None, str, str]:
             return None, "wrong type", f"data.{name} is {type(value).__name__}, expected boolean"
         row[name] = value
     alias = message.get("device")
+    if isinstance(alias, str) and not is_unicode_text(alias):
+        # pandas cannot store a lone surrogate in a string column.
+        return None, REASON_INVALID_DEVICE, f"device {alias!r:.200} is not valid Unicode text"
     row["alias"] = alias if isinstance(alias, str) else None
     return row, "", ""
 
@@ -136,10 +147,22 @@ def parse_messages(
 
 
 def _encode(message: object) -> str:
+    """Re-encode a decoded message as JSON for its quarantine record.
+
+    This call runs deeper in the stack than json.loads did, so a message
+    nested just below the parse limit can hit the recursion limit here. Its
+    raw text is then a placeholder.
+    """
     try:
         return json.dumps(message, allow_nan=True)
     except (TypeError, ValueError):
+        pass
+    except RecursionError:
+        return "(message nested too deeply to re-encode)"
+    try:
         return repr(message)
+    except RecursionError:
+        return "(message nested too deeply to re-encode)"
 
 
 def _key_hint(message: object) -> dict:
@@ -149,7 +172,7 @@ def _key_hint(message: object) -> dict:
     device = message.get("device_id")
     ts = message.get("ts")
     hint = {}
-    if isinstance(device, str):
+    if isinstance(device, str) and is_unicode_text(device):
         hint["device"] = device
     if isinstance(ts, (int, float)) and not isinstance(ts, bool):
         try:

@@ -39,12 +39,22 @@ from iot_telemetry.data.validate import (
     quarantine_record,
 )
 from iot_telemetry.errors import InputError
+from iot_telemetry.output_paths import check_output_file, write_failed
 
 log = logging.getLogger(__name__)
 
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
 # A zip member is read into memory whole; larger ones must be unzipped first.
 MAX_ZIP_MEMBER_BYTES = 1 << 30
+# Maximum expansion (uncompressed / compressed size) of a zip member over
+# MIN_RATIO_CHECK_BYTES. The MQTT capture mqtt_dump_2020-07-13.json.zip
+# expands 11.8 times. Deflate reaches about 1,030 times on repeated bytes,
+# and parsing costs far more memory than the text (8 MB of blank CSV lines
+# took 1.4 GB), so such members are rejected before they are decompressed.
+# NOTE: an uncompressed file gets no such check. Blank CSV lines still cost
+# about 170 bytes of memory each (1.4 GB for 8 million).
+MAX_ZIP_RATIO = 100
+MIN_RATIO_CHECK_BYTES = 1 << 20
 
 
 def require_readings(result: "IngestResult", out: Path) -> None:
@@ -188,17 +198,31 @@ def _read_zip(path: Path, timezone, aliases) -> Iterator[Part]:
                 log.warning("skipped zip member %s:%s: not .json, .jsonl, .ndjson or .csv",
                             path, info.filename)
                 continue
-            if info.file_size > MAX_ZIP_MEMBER_BYTES:
-                raise InputError(
-                    f"zip member {path}:{info.filename} expands to {info.file_size:,} bytes, "
-                    f"over the {MAX_ZIP_MEMBER_BYTES:,}-byte limit; unzip it and pass the file"
-                )
+            _check_zip_member_size(path, info)
             try:
                 data = archive.read(info)
             except (zipfile.BadZipFile, OSError, EOFError) as error:
                 raise InputError(f"corrupt zip member {path}:{info.filename}: {error}") from error
             yield _read_bytes(data, f"{path}:{info.filename}",
                               Path(info.filename).suffix.lower(), timezone, aliases)
+
+
+def _check_zip_member_size(path: Path, info: zipfile.ZipInfo) -> None:
+    """Raise InputError for a member too large, or compressed too well, to read in memory."""
+    name = f"{path}:{info.filename}"
+    if info.file_size > MAX_ZIP_MEMBER_BYTES:
+        raise InputError(
+            f"zip member {name} expands to {info.file_size:,} bytes, "
+            f"over the {MAX_ZIP_MEMBER_BYTES:,}-byte limit; unzip it and pass the file"
+        )
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > MIN_RATIO_CHECK_BYTES and ratio > MAX_ZIP_RATIO:
+        raise InputError(
+            f"zip member {name} expands {ratio:,.0f} times ({info.compress_size:,} to "
+            f"{info.file_size:,} bytes), over the limit of {MAX_ZIP_RATIO} times for "
+            "telemetry, which suggests mostly blank or repeated content; if the file is "
+            "genuine, unzip it and pass the file"
+        )
 
 
 def decode_json_text(data: bytes, source: str) -> str:
@@ -230,9 +254,13 @@ def _read_json_bytes(data: bytes, source: str, timezone, aliases) -> Part:
             decoded = json.loads(text)
         except RecursionError as error:
             raise InputError(f"{source}: JSON nested too deeply to parse") from error
-        except json.JSONDecodeError as error:
+        except ValueError as error:
+            # JSONDecodeError, or a number over Python's digit limit for int
+            # conversion (sys.get_int_max_str_digits()).
             if stripped[0] == "[":
-                raise InputError(f"{source}: invalid JSON array: {error}") from error
+                raise InputError(
+                    f"{source}: invalid JSON array: {_json_error_detail(error)}"
+                ) from error
             decoded = None  # several objects: JSON Lines
         if decoded is not None:
             messages = decoded if isinstance(decoded, list) else [decoded]
@@ -241,6 +269,17 @@ def _read_json_bytes(data: bytes, source: str, timezone, aliases) -> Part:
             return Part(readings, quarantine, source, "json",
                         lambda line: _encode_message(messages, line))
     return _read_json_lines(text, source, timezone, aliases)
+
+
+def _json_error_detail(error: Exception) -> str:
+    """Describe why json.loads failed, without Python's advice to call sys functions."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    if isinstance(error, json.JSONDecodeError):
+        return str(error)
+    # The int conversion limit: "Exceeds the limit (4300 digits) for integer
+    # string conversion: value has 5000 digits; use sys.set_int_max_str_digits()..."
+    return str(error).partition(";")[0]
 
 
 def _encode_message(messages: list, line: int) -> str:
@@ -259,10 +298,9 @@ def _read_json_lines(text: str, source: str, timezone, aliases) -> Part:
             continue
         try:
             messages.append(json.loads(line))
-        except (json.JSONDecodeError, RecursionError) as error:
-            detail = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        except (ValueError, RecursionError) as error:
             rejected.append(quarantine_record(source, number, "invalid JSON", line,
-                                              detail=detail))
+                                              detail=_json_error_detail(error)))
             continue
         raws.append(line)
         lines.append(number)
@@ -356,20 +394,42 @@ def _empty_readings() -> pd.DataFrame:
     return to_readings(empty)
 
 
-def write_outputs(result: IngestResult, out: Path) -> dict[str, Path]:
-    """Write readings.parquet, quarantine.parquet and ingest.json into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
+def output_files(out: Path) -> dict[str, Path]:
+    """Return the paths of the files `write_outputs` writes into `out`."""
+    return {
         "readings": out / "readings.parquet",
         "quarantine": out / "quarantine.parquet",
         "summary": out / "ingest.json",
     }
+
+
+def check_outputs(out: Path) -> None:
+    """Raise InputError unless `write_outputs` can write into `out`."""
+    for path in output_files(Path(out)).values():
+        check_output_file(path)
+
+
+def write_outputs(result: IngestResult, out: Path) -> dict[str, Path]:
+    """Write readings.parquet, quarantine.parquet and ingest.json into `out`.
+
+    Raises:
+        InputError: a file cannot be written (the message names it).
+    """
+    paths = output_files(Path(out))
     # Dictionary encoding pays off only for the few distinct device ids; on
     # float columns pyarrow tries it and falls back, which triples write time.
     dictionary = ["device", "alias"]
-    result.readings.to_parquet(paths["readings"], index=False, use_dictionary=dictionary)
-    result.quarantine.to_parquet(paths["quarantine"], index=False)
-    paths["summary"].write_text(json.dumps(result.summary, indent=2) + "\n")
+    path = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = paths["readings"]
+        result.readings.to_parquet(path, index=False, use_dictionary=dictionary)
+        path = paths["quarantine"]
+        result.quarantine.to_parquet(path, index=False)
+        path = paths["summary"]
+        path.write_text(json.dumps(result.summary, indent=2) + "\n")
+    except OSError as error:
+        raise write_failed(path, error) from error
     return paths
 
 

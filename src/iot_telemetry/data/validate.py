@@ -29,6 +29,11 @@ from iot_telemetry.data.columns import (
     TEMP_RANGE_C,
     TS_RANGE,
 )
+from iot_telemetry.data.device_ids import (
+    REASON_INVALID_DEVICE,
+    device_id_problem,
+    is_unicode_text,
+)
 from iot_telemetry.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -39,13 +44,6 @@ FALSE_TOKENS = frozenset({"false", "f", "0", "0.0", "no", "n", "off"})
 
 # Fixed reason phrases, so counts by reason stay comparable across runs.
 REASON_MISSING_DEVICE = "missing device"
-REASON_INVALID_DEVICE = "invalid device id"
-# Device ids are MAC-address-like strings. Any printable id up to
-# MAX_DEVICE_ID_CHARS is accepted, but control characters and undecodable
-# bytes (read as U+FFFD) are rejected because they would pass into file and
-# topic names.
-MAX_DEVICE_ID_CHARS = 128
-INVALID_DEVICE_CHARS = r"[\x00-\x1f\x7f\ufffd]"
 REASON_UNPARSEABLE_TS = "unparseable ts"
 REASON_IMPLAUSIBLE_TS = "implausible ts"
 REASON_CONFLICT = "conflicting duplicate"
@@ -168,14 +166,27 @@ def parse_ts_column(values: pd.Series, timezone: str | None) -> pd.Series:
     ISO strings with an offset are converted to UTC; naive ones are taken in
     `timezone` (UTC when None). Unparseable values become NaN.
     """
+    return parse_ts(values, timezone)[0]
+
+
+def parse_ts(values: pd.Series, timezone: str | None) -> tuple[pd.Series, np.ndarray]:
+    """Convert ts values like `parse_ts_column`, and return why local times failed.
+
+    Returns the float64 epoch seconds and, per value, "" or the rejection
+    reason of a naive time that daylight saving makes ambiguous or skips in
+    `timezone` (its epoch value is NaN).
+    """
+    notes = np.full(len(values), "", dtype=object)
     if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
-        return values.astype("float64")
+        return values.astype("float64"), notes
     text = values.astype("string").str.strip()
     numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     pending = numbers.isna() & text.notna() & (text != "")
     if pending.any():
-        numbers[pending] = _iso_to_epoch(text[pending], timezone)
-    return numbers
+        parsed, pending_notes = _iso_to_epoch(text[pending], timezone)
+        numbers[pending] = parsed
+        notes[pending.to_numpy(dtype=bool)] = pending_notes
+    return numbers, notes
 
 
 # ISO-8601 date and time, optional fraction and offset. Anything else (a
@@ -185,26 +196,40 @@ ISO_8601 = re.compile(
 )
 
 
-def _iso_to_epoch(text: pd.Series, timezone: str | None) -> pd.Series:
+def _iso_to_epoch(text: pd.Series, timezone: str | None) -> tuple[pd.Series, np.ndarray]:
     """Parse ISO-8601 strings one by one, so naive and offset forms can mix.
 
     The result is the float nearest to the exact instant: nanoseconds are
     divided as integers, not rounded to float first. Local times that a
-    daylight-saving change makes ambiguous or skips become NaN.
+    daylight-saving change makes ambiguous or skips become NaN, with a
+    reason in the second array ("" for every other value).
     """
+    zone = timezone or "UTC"
     out = np.full(len(text), np.nan)
+    notes = np.full(len(text), "", dtype=object)
     for position, value in enumerate(text.to_numpy()):
         if not isinstance(value, str) or not ISO_8601.match(value):
             continue
         try:
             stamp = pd.Timestamp(value)
             if stamp.tzinfo is None:
-                stamp = stamp.tz_localize(timezone or "UTC", ambiguous="raise",
-                                          nonexistent="raise")
+                naive = stamp
+                stamp = naive.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+                if stamp is pd.NaT:
+                    notes[position] = _daylight_saving_reason(naive, zone)
+                    continue
         except (ValueError, TypeError, OverflowError):
             continue
         out[position] = float(Fraction(stamp.tz_convert("UTC").value, 1_000_000_000))
-    return pd.Series(out, index=text.index)
+    return pd.Series(out, index=text.index), notes
+
+
+def _daylight_saving_reason(naive: pd.Timestamp, zone: str) -> str:
+    """Name the daylight-saving problem of a naive time that `zone` cannot place."""
+    earlier = naive.tz_localize(zone, ambiguous=True, nonexistent="NaT")
+    if earlier is pd.NaT:
+        return f"nonexistent local time in {zone} (daylight saving)"
+    return f"ambiguous local time in {zone} (daylight saving)"
 
 
 def _reject(batch: Batch, frame: pd.DataFrame, ts: np.ndarray, mask: np.ndarray,
@@ -226,7 +251,7 @@ def _reject(batch: Batch, frame: pd.DataFrame, ts: np.ndarray, mask: np.ndarray,
         batch.rejected.append(pd.DataFrame({
             "source": batch.source,
             "line": batch.lines[positions].astype("int64"),
-            "device": [None if _is_missing(d) else str(d) for d in devices],
+            "device": [_device_label(d) for d in devices],
             "ts": np.where(np.isfinite(bad_ts), bad_ts, np.nan),
             "reason": reason,
             "detail": detail,
@@ -246,14 +271,49 @@ def _raw_text(batch: Batch, frame: pd.DataFrame, position: int) -> str:
 
 def _valid_device_ids(device: pd.Series) -> np.ndarray:
     """Check each distinct id once: a file has few devices and many rows."""
-    pattern = re.compile(INVALID_DEVICE_CHARS)
-    invalid = [
-        value for value in device.dropna().unique()
-        if len(value) > MAX_DEVICE_ID_CHARS or pattern.search(value)
-    ]
+    invalid = [value for value in device.dropna().unique() if device_id_problem(value)]
     if not invalid:
         return np.ones(len(device), dtype=bool)
     return ~device.isin(invalid).fillna(False).to_numpy(dtype=bool)
+
+
+def _device_label(value) -> str | None:
+    """Return a device value as storable text, escaping bytes that are not UTF-8."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    text = str(value)
+    if is_unicode_text(text):
+        return text
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def _decode_text(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Decode bytes values (a Parquet binary column) as UTF-8.
+
+    Returns the values with each invalid one (undecodable bytes, or a string
+    with a lone surrogate) set to None, and the mask of those values. Each
+    distinct value is checked once.
+    """
+    invalid = np.zeros(len(values), dtype=bool)
+    if values.dtype != object:
+        return values, invalid
+    decoded = {}
+    for value in values.dropna().unique():
+        if isinstance(value, bytes):
+            try:
+                decoded[value] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                decoded[value] = None
+        elif isinstance(value, str) and not is_unicode_text(value):
+            decoded[value] = None
+    if not decoded:
+        return values, invalid
+    text = values.map(lambda value: decoded.get(value, value) if isinstance(value, (bytes, str))
+                      else value)
+    invalid = (text.isna() & values.notna()).to_numpy(dtype=bool)
+    return text, invalid
 
 
 def _truncate(raw: str) -> str:
@@ -284,13 +344,22 @@ def normalize(batch: Batch, timezone: str | None = None,
     typed = pd.DataFrame(index=original.index)
 
     # device and ts
-    device = original["device"].astype("string").str.strip()
+    device_text, undecodable = _decode_text(original["device"])
+    device = device_text.astype("string").str.strip()
     typed["device"] = device
-    ts = parse_ts_column(original["ts"], timezone).to_numpy(dtype="float64")
-    keep = ~(device.isna() | (device == "")).to_numpy(dtype=bool)
-    keep &= _reject(batch, original, ts, ~keep, REASON_MISSING_DEVICE, "")
+    ts, ts_notes = parse_ts(original["ts"], timezone)
+    ts = ts.to_numpy(dtype="float64")
+    keep = _reject(batch, original, ts, undecodable, REASON_INVALID_DEVICE, "device")
+    missing = keep & (device.isna() | (device == "")).to_numpy(dtype=bool)
+    keep &= _reject(batch, original, ts, missing, REASON_MISSING_DEVICE, "")
+    if "alias" in original:
+        alias, undecodable = _decode_text(original["alias"])
+        keep &= _reject(batch, original, ts, keep & undecodable, REASON_INVALID_DEVICE, "alias")
+        typed["alias"] = alias
     invalid = keep & ~_valid_device_ids(device)
     keep &= _reject(batch, original, ts, invalid, REASON_INVALID_DEVICE, "device")
+    for reason in sorted(set(ts_notes) - {""}):
+        keep &= _reject(batch, original, ts, keep & (ts_notes == reason), reason, "ts")
     keep &= _reject(batch, original, ts, keep & np.isnan(ts), REASON_UNPARSEABLE_TS, "ts")
     implausible = keep & ((ts < TS_RANGE[0]) | (ts > TS_RANGE[1]))
     keep &= _reject(batch, original, ts, implausible, REASON_IMPLAUSIBLE_TS, "ts")
@@ -305,8 +374,6 @@ def normalize(batch: Batch, timezone: str | None = None,
         reason = f"unknown boolean token in {name}"
         keep &= _reject(batch, original, ts, keep & unknown.to_numpy(dtype=bool), reason, name)
         typed[name] = parsed
-    if "alias" in original:
-        typed["alias"] = original["alias"]
 
     kept = typed.loc[keep]
     if aliases:

@@ -31,6 +31,7 @@ from iot_telemetry.data.columns import (
     KAGGLE_COLUMNS,
     TS_RANGE,
 )
+from iot_telemetry.data.device_ids import is_unicode_text
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -346,7 +347,7 @@ def frame_from_messages(messages: list[object]) -> pd.DataFrame:
         if not isinstance(device, str) or not device:
             errors.add(f"{path}.device_id is missing or not a non-empty string")
             device = ""
-        elif not _encodes(device):
+        elif not is_unicode_text(device):
             errors.add(f"{path}.device_id is not valid Unicode text (it has a lone surrogate)")
             device = ""
         if message.get("ts") is None:
@@ -386,15 +387,6 @@ def frame_from_messages(messages: list[object]) -> pd.DataFrame:
 
     errors.raise_if_any("invalid readings")
     return _build_frame(devices, stamps, floats, flags, context)
-
-
-def _encodes(text: str) -> bool:
-    """Return whether `text` encodes as UTF-8 (no lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _build_frame(
