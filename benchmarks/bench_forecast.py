@@ -3,8 +3,8 @@
     python benchmarks/bench_forecast.py [--smoke]
 
 Full size: the 8-day twin (generate_twin(8, 0)) with the `forecast` section
-of params.yaml (5-minute grid, horizons 6 h and 24 h, 3 scored folds after 2
-calibration folds, 2 jobs). The library run (series, backtest, refit) is
+of params.yaml (5-minute grid, horizons 6 h and 24 h, folds every 6 h: 12
+scored folds of 6 h and 3 of 24 h after 8 calibration folds, 2 jobs). The library run (series, backtest, refit) is
 timed in a fresh process, and again with one job as the baseline of the
 parallel speed-up. The stage is then timed on the same readings as
 `iot-telemetry run forecast` runs it, with the papermill kernel, plots and
@@ -137,8 +137,9 @@ def main() -> int:
         "",
         f"Twin of {days:g} days ({library['readings']:,} readings), "
         f"{settings['resample_rule']} grid, horizons {settings['horizons_hours']} h, "
-        f"{settings['n_cutoffs']} scored folds after {settings.get('calibration_folds', 0)} "
-        f"calibration folds, {settings['n_jobs']} job(s), "
+        f"{settings['n_cutoffs']} scored folds of the longest horizon, calibration over "
+        f"{settings.get('calibration_folds', 0)} of them, folds spaced by the "
+        f"{settings.get('fold_spacing', 'longest')} horizon, {settings['n_jobs']} job(s), "
         f"{library['series']} series. Each library run is a fresh process.",
         "",
         f"- Library run (series, backtest, refit): **{library['seconds']:.1f} s**; the fits "

@@ -21,6 +21,7 @@ from iot_telemetry.forecast.backtest import (
     UNCALIBRATED,
     make_tasks,
     plan_series,
+    recent_folds,
     run_backtest,
 )
 from iot_telemetry.forecast.baselines import naive
@@ -50,6 +51,82 @@ def test_shorter_horizons_share_the_longest_cutoffs(make_daily, make_regular, ho
     plan = plan_series(make_regular(make_daily(6)), params)
     assert plan.steps == 6
     assert [(w.requested_hours, w.steps) for w in plan.windows] == [(2, 2), (6, 6)]
+
+
+def _shortest(params, **update):
+    return params.model_copy(update={"horizons_hours": [2, 6], "fold_spacing": "shortest",
+                                     **update})
+
+
+def test_shortest_spacing_adds_short_folds(make_daily, make_regular, hourly_params):
+    series = make_regular(make_daily(6))
+    plan = plan_series(series, _shortest(hourly_params))
+    index = series.values.index
+    assert (plan.steps, plan.spacing) == (6, 2)
+    short, long = plan.windows
+    # Each window's folds are one window length apart, over 3 x 6 h.
+    assert short.cutoffs == [index[-1 - 2 * k] for k in range(9, 0, -1)]
+    assert long.cutoffs == [index[-19], index[-13], index[-7]]
+    assert plan.cutoffs == short.cutoffs
+    # Calibration folds span 2 x 6 h before the first cutoff, 2 h apart.
+    assert plan.calibration_cutoffs == [index[-19 - 2 * k] for k in range(6, 0, -1)]
+    tasks = make_tasks([plan], hourly_params)
+    assert [task.cutoff for task in tasks] == [*plan.calibration_cutoffs, *plan.cutoffs]
+
+
+def test_shortest_spacing_scores_own_folds(make_daily, make_regular, hourly_params):
+    params = _shortest(hourly_params, models=["naive"])
+    result = run_backtest([make_regular(make_daily(6))], params)
+    [plan] = result.plans
+    scores = result.scores
+    for window in plan.windows:
+        rows = scores[scores["requested_horizon_hours"] == window.requested_hours]
+        assert list(rows["cutoff"]) == window.cutoffs
+        assert (rows["n_points"] == window.steps).all()
+    # The steps kept per fold run to the longest window scored on it.
+    lengths = result.forecasts.groupby("cutoff").size()
+    assert set(lengths[plan.windows[1].cutoffs]) == {6}
+    assert set(lengths.drop(plan.windows[1].cutoffs)) == {2}
+
+
+def test_recent_folds_within_span():
+    hour = pd.Timedelta(hours=1)
+    start = pd.Timestamp("2020-07-12T00:00:00Z")
+    frames = [pd.DataFrame({"cutoff": [start + k * hour] * 2, "lead_steps": [1, 2]})
+              for k in range(6)]
+    recent = recent_folds(frames, start + 5 * hour, 3 * hour)
+    assert sorted(set(recent["cutoff"])) == [start + k * hour for k in (2, 3, 4)]
+    assert recent_folds(frames, start, 3 * hour) is None
+
+
+def test_shortest_spacing_has_no_leakage(make_daily, make_regular, hourly_params):
+    seen: list[pd.Timestamp] = []
+
+    def spy(train, steps, season, options):
+        seen.append(train.index.max())
+        return naive(train, steps, season, options)
+
+    specs = {**MODELS, "spy": ModelSpec("spy", spy, 0, False, True)}
+    params = _shortest(hourly_params, models=["naive", "ets", "spy"])
+    original = make_regular(make_daily(6, seed=1))
+    plan = plan_series(original, params)
+    first = plan.cutoffs[0]
+    values = original.values.copy()
+    after = values.index > first
+    values[after] = values[after] * 3 + 100
+
+    clean = run_backtest([original], params, specs)
+    assert seen == [*plan.calibration_cutoffs, *plan.cutoffs]
+    dirty = run_backtest([make_regular(values)], params, specs)
+    columns = ["model", "time", "point", "lower_80", "upper_80", "lower_95", "upper_95"]
+    # The first fold's calibrated intervals use only folds before it, up to its cutoff.
+    assert (clean.scores.query("cutoff == @first")["calibration_points"] > 0).all()
+    pd.testing.assert_frame_equal(
+        clean.forecasts.query("cutoff == @first")[columns].reset_index(drop=True),
+        dirty.forecasts.query("cutoff == @first")[columns].reset_index(drop=True))
+    later = clean.forecasts.query("cutoff > @first")
+    assert not np.allclose(later[columns[2:]],
+                           dirty.forecasts.query("cutoff > @first")[columns[2:]])
 
 
 def test_tasks_end_at_their_cutoff(make_daily, make_regular, hourly_params):

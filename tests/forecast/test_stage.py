@@ -108,17 +108,21 @@ def test_empty_paths_write_nothing(mixed_run):
     assert write_outputs(mixed_run) == []
 
 
-def test_real_day_fits_what_it_can(mqtt_capture):
+@pytest.mark.parametrize("spacing", ["longest", "shortest"])
+def test_real_day_fits_what_it_can(mqtt_capture, spacing):
     from iot_telemetry.data.readers import read_inputs
 
     readings = read_inputs([mqtt_capture]).readings
-    params = load_forecast_params(models=["naive", "seasonal_naive", "ets"], n_jobs=1)
+    params = load_forecast_params(models=["naive", "seasonal_naive", "ets"], n_jobs=1,
+                                  fold_spacing=spacing)
     run = run_forecast(readings, params)
     assert {plan.status for plan in run.result.plans} == {"ok"}
     assert {tuple(plan.flags) for plan in run.result.plans} == {
         ("no_season", "horizon_shortened", "uncalibrated")}
     summary = run.summary
     assert set(summary["horizon_hours"]) == {6.0}
+    # Both horizons shrink to 6 h, so folds stay 6 h apart with either spacing.
+    assert {len(plan.cutoffs) for plan in run.result.plans} == {3}
     seasonal = summary[summary["model"] == "seasonal_naive"]
     assert set(seasonal["status"]) == {"skipped"}
     assert set(seasonal["note"]) == {

@@ -6,11 +6,15 @@ never receives the rest. Forecasts are scored against the readings after the
 cutoff only when they come back. `make_tasks` checks the slice, and
 `run_model` checks that a forecast starts one grid step after its cutoff.
 
-Cutoffs are spaced one horizon apart and end one horizon before the last
-reading, so the test windows do not overlap. All requested horizons share
-the cutoffs of the longest one, and a shorter horizon is scored on the first
-steps of the same forecasts. When a series is too short for the longest
-horizon, the horizon shrinks to what fits, and the series' notes state it.
+Each horizon is scored on cutoffs spaced one of its own windows apart,
+ending one window before the last reading, so its test windows do not
+overlap, and spanning `n_cutoffs` windows of the longest horizon. With
+`fold_spacing` "shortest", a 6 h horizon next to a 24 h one thus gets four
+times the folds. The 24 h cutoffs are among them, and both horizons are
+scored on the first steps of the same forecasts. With "longest", every
+horizon uses the longest one's cutoffs. When a series is too short for the
+longest horizon, the horizon shrinks to what fits, and the series' notes
+state it.
 """
 
 from __future__ import annotations
@@ -54,11 +58,16 @@ FAILED = "failed"
 
 @dataclass
 class Window:
-    """One requested horizon and the horizon the backtest could use."""
+    """One requested horizon, the horizon the backtest could use, and its folds.
+
+    Attributes:
+        cutoffs: the scored cutoffs of this horizon, oldest first.
+    """
 
     requested_hours: float
     steps: int
     hours: float
+    cutoffs: list[pd.Timestamp] = field(default_factory=list)
 
 
 @dataclass
@@ -69,12 +78,15 @@ class SeriesPlan:
         status: OK, or the reason the series is not backtested.
         flags: conditions of a backtested series (HORIZON_SHORTENED, ...).
         notes: one sentence per status or flag, with the numbers behind it.
-        cutoffs: last training label of each fold, oldest first.
+        cutoffs: last training label of each scored fold, oldest first: the
+            union of the windows' cutoffs.
         steps: forecast length in grid steps (the longest window).
         windows: one per requested horizon.
         calibration_cutoffs: last training label of each calibration fold,
             oldest first, all before `cutoffs[0]`; their forecasts are not
             scored, they calibrate the intervals of the folds after them.
+        spacing: grid steps between folds (the shortest window's steps with
+            `fold_spacing` "shortest", else `steps`).
     """
 
     series: RegularSeries
@@ -85,6 +97,7 @@ class SeriesPlan:
     steps: int = 0
     windows: list[Window] = field(default_factory=list)
     calibration_cutoffs: list[pd.Timestamp] = field(default_factory=list)
+    spacing: int = 0
 
 
 @dataclass
@@ -132,8 +145,8 @@ class BacktestResult:
             scored fold, calibrated, with the actual value and the MASE scale
             of its fold.
         interval_scales: per (device, target, model), the band scales fitted
-            on the last `calibration_folds` folds' raw forecasts, for forecasts
-            after the last reading.
+            on the raw forecasts of the folds within `calibration_folds`
+            longest horizons before the last reading, for forecasts after it.
     """
 
     plans: list[SeriesPlan]
@@ -181,18 +194,36 @@ def plan_series(series: RegularSeries, params: ForecastParams) -> SeriesPlan:
     if steps is None:
         return plan
     plan.steps = steps
-    n = len(series.values)
-    positions = [n - 1 - steps * k for k in range(params.n_cutoffs, 0, -1)]
-    plan.cutoffs = [series.values.index[p] for p in positions]
     _add_windows(plan, params)
-    _add_calibration_folds(plan, params, positions[0])
+    _add_cutoffs(plan, params)
     return plan
 
 
-def _add_calibration_folds(plan: SeriesPlan, params: ForecastParams, first: int) -> None:
-    """Add up to `calibration_folds` cutoffs, one horizon apart, before position `first`.
+def _add_cutoffs(plan: SeriesPlan, params: ForecastParams) -> None:
+    """Set each window's scored cutoffs, their union, the spacing and the calibration folds.
 
-    A calibration fold needs the same history before its cutoff as the first
+    A window of w steps gets the cutoffs n - 1 - w k (n grid labels) that
+    leave at most `n_cutoffs` longest windows after them. With
+    `fold_spacing` "longest" every window takes the longest one's cutoffs.
+    """
+    n = len(plan.series.values)
+    index = plan.series.values.index
+    span = params.n_cutoffs * plan.steps
+    shortest = params.fold_spacing == "shortest"
+    plan.spacing = min(w.steps for w in plan.windows) if shortest else plan.steps
+    for window in plan.windows:
+        every = window.steps if shortest else plan.steps
+        window.cutoffs = [index[n - 1 - every * k] for k in range(span // every, 0, -1)]
+    plan.cutoffs = sorted({cutoff for window in plan.windows for cutoff in window.cutoffs})
+    _add_calibration_folds(plan, params, n - 1 - span)
+
+
+def _add_calibration_folds(plan: SeriesPlan, params: ForecastParams, first: int) -> None:
+    """Add calibration cutoffs, `plan.spacing` apart, before position `first`.
+
+    They span `calibration_folds` longest windows: two folds with spacing
+    "longest", eight of 6 h before a 24 h horizon with "shortest". A
+    calibration fold needs the same history before its cutoff as the first
     scored fold (the season plus a step, unless the series runs without it).
     Fewer folds than requested are noted. None at all flags UNCALIBRATED:
     the first scored fold then has nothing to calibrate on.
@@ -202,10 +233,11 @@ def _add_calibration_folds(plan: SeriesPlan, params: ForecastParams, first: int)
     need = max(2, params.hours_to_steps(params.min_train_hours))
     if NO_SEASON not in plan.flags:
         need = max(need, params.season_steps + 1)
-    positions = [first - plan.steps * k for k in range(params.calibration_folds, 0, -1)]
+    expected = params.calibration_folds * plan.steps // plan.spacing
+    positions = [first - plan.spacing * k for k in range(expected, 0, -1)]
     positions = [p for p in positions if p + 1 >= need]
     plan.calibration_cutoffs = [plan.series.values.index[p] for p in positions]
-    if len(positions) == params.calibration_folds:
+    if len(positions) == expected:
         return
     window = _text_hours(plan.steps, params.step)
     if not positions:
@@ -217,7 +249,7 @@ def _add_calibration_folds(plan: SeriesPlan, params: ForecastParams, first: int)
         )
     else:
         plan.notes.append(
-            f"{len(positions)} of {params.calibration_folds} calibration folds of {window} fit "
+            f"{len(positions)} of {expected} calibration folds of {window} fit "
             "before the first cutoff"
         )
 
@@ -469,12 +501,13 @@ def score_runs(
     """Calibrate each run's intervals, then score it against the readings after its cutoff.
 
     Runs of one series and model are taken oldest first, so each scored fold
-    is calibrated on the raw forecasts of the `calibration_folds` folds just
-    before it (calibration folds or scored ones), as far as their readings
-    reach its cutoff. Older folds are left out: they trained on less history
-    and missed by more, so they would widen later intervals too much.
-    Calibration folds are not scored. The scores keep the uncalibrated
-    coverage too.
+    is calibrated on the raw forecasts of the folds whose cutoffs lie within
+    `calibration_folds` longest windows before it (calibration folds or
+    scored ones), as far as their readings reach its cutoff. Older folds are
+    left out: they trained on less history and missed by more, so they would
+    widen later intervals too much. Calibration folds are not scored, and a
+    scored fold only for the windows whose cutoffs include it. The scores
+    keep the uncalibrated coverage too.
 
     Returns:
         The score table, the calibrated forecast steps, and per series and
@@ -495,14 +528,14 @@ def score_runs(
         forecast, bands = run.forecast, []
         if forecast is not None and params.calibration_folds:
             edges = band_edges([window.steps for window in plan.windows])
-            recent = earlier[-params.calibration_folds:]
-            past = pd.concat(recent, ignore_index=True) if recent else raw.iloc[:0]
-            bands = fit_scales(past, run.cutoff, edges)
+            past = recent_folds(earlier, run.cutoff, _calibration_span(plan, params))
+            bands = fit_scales(raw.iloc[:0] if past is None else past, run.cutoff, edges)
             forecast = apply_scales(run.forecast, bands)
         if raw is not None:
             earlier.append(raw)
         scale, lag = mase_scale(actual.loc[: run.cutoff], params.season_steps)
-        for window in plan.windows:
+        windows = [window for window in plan.windows if run.cutoff in window.cutoffs]
+        for window in windows:
             row = _row(plan, run.model, window, run.cutoff)
             row.update(status=run.status, note=run.note, variant=run.variant,
                        n_train=run.n_train, fit_seconds=run.fit_seconds,
@@ -517,17 +550,41 @@ def score_runs(
                     if band.calibrated and band.first_lead <= window.steps)
             rows.append(row)
         if forecast is not None:
-            steps.append(_step_frame(run, forecast, actual, scale))
+            longest = max(window.steps for window in windows)
+            steps.append(_step_frame(run, forecast.iloc[:longest], actual, scale))
     rows += _unplanned_rows(plans, params)
     final = {}
     if params.calibration_folds:
         for key, frames in history.items():
-            if frames:
-                windows = by_series[key[:2]].windows
-                recent = pd.concat(frames[-params.calibration_folds:], ignore_index=True)
+            plan = by_series[key[:2]]
+            recent = recent_folds(frames, plan.series.values.index[-1],
+                                  _calibration_span(plan, params))
+            if recent is not None:
                 final[key] = fit_scales(recent, None,
-                                        band_edges([window.steps for window in windows]))
+                                        band_edges([window.steps for window in plan.windows]))
     return _score_frame(rows), _forecast_frame(steps), final
+
+
+def _calibration_span(plan: SeriesPlan, params: ForecastParams) -> pd.Timedelta:
+    """Return how far back from a cutoff calibration folds may start."""
+    return params.calibration_folds * plan.steps * params.step
+
+
+def recent_folds(frames: list[pd.DataFrame], cutoff: pd.Timestamp,
+                 span: pd.Timedelta) -> pd.DataFrame | None:
+    """Stack the step frames of the folds cut in [cutoff - span, cutoff).
+
+    Args:
+        frames: one `_step_frame` per earlier fold, each with a cutoff column.
+        cutoff: the fold to calibrate.
+        span: how far back a fold's cutoff may lie.
+
+    Returns:
+        Their rows in one frame, or None when no fold is in range.
+    """
+    recent = [frame for frame in frames
+              if cutoff - span <= frame["cutoff"].iloc[0] < cutoff]
+    return pd.concat(recent, ignore_index=True) if recent else None
 
 
 def _step_frame(run: ModelRun, forecast: pd.DataFrame, actual: pd.Series,

@@ -32,9 +32,12 @@ class ForecastSection(BaseModel):
     horizons_hours: list[float] = Field(default_factory=lambda: [6.0, 24.0])
     # A rolling-origin backtest needs several folds to say anything; 3 is the least.
     n_cutoffs: int = Field(3, ge=3)
-    # Extra folds before the first cutoff whose forecasts only calibrate the
-    # intervals of later folds (forecast/calibrate.py); 0 keeps the models' own.
+    # Each fold is calibrated on the folds cut within this many longest horizons
+    # before it (forecast/calibrate.py), and 0 keeps the models' own intervals.
     calibration_folds: int = Field(2, ge=0)
+    # "shortest" starts a fold every shortest horizon, and each horizon is scored
+    # on its own non-overlapping windows. "longest" spaces folds one longest horizon apart.
+    fold_spacing: Literal["shortest", "longest"] = "longest"
     min_train_hours: float = Field(6.0, gt=0)
     min_horizon_hours: float = Field(1.0, gt=0)
     models: list[Literal[MODEL_NAMES]] = Field(default_factory=lambda: list(MODEL_NAMES))
