@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import queue
-import re
 import signal
 import threading
 import time
@@ -28,12 +27,8 @@ import paho.mqtt.client as mqtt
 
 from iot_telemetry.data.columns import SENSORS, TS_RANGE
 from iot_telemetry.data.messages import check_message
-from iot_telemetry.data.validate import (
-    INVALID_DEVICE_CHARS,
-    MAX_DEVICE_ID_CHARS,
-    REASON_IMPLAUSIBLE_TS,
-    REASON_INVALID_DEVICE,
-)
+from iot_telemetry.data.device_ids import REASON_INVALID_DEVICE, device_id_problem
+from iot_telemetry.data.validate import REASON_IMPLAUSIBLE_TS
 from iot_telemetry.stream.alerts import EventTracker, ScoredReading
 from iot_telemetry.stream.client import Backoff, connect, make_client, reason_text
 from iot_telemetry.stream.endpoint import (
@@ -59,7 +54,6 @@ REASON_SCORER = "scorer error"
 # Log the first few messages per reason, then every LOG_EVERY-th.
 LOG_FIRST = 10
 LOG_EVERY = 1000
-_INVALID_DEVICE = re.compile(INVALID_DEVICE_CHARS)
 
 
 @dataclass
@@ -534,14 +528,8 @@ def _decode(payload: bytes) -> tuple[dict | None, str]:
 
 
 def _valid_device_id(device: str) -> bool:
-    """Apply the batch reader's device id rule; the id must also be valid UTF-8."""
-    if not device or len(device) > MAX_DEVICE_ID_CHARS or _INVALID_DEVICE.search(device):
-        return False
-    try:
-        device.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Apply the batch reader's device id rule (data.device_ids)."""
+    return bool(device.strip()) and not device_id_problem(device)
 
 
 def _request_size(request: dict) -> int:
