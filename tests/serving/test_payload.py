@@ -168,6 +168,23 @@ def test_invalid_json_rejected(document, fragment):
     assert validation_errors(document, "request") != []
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_device_id_spaces_stripped(fast_path, monkeypatch):
+    from iot_telemetry.serving import payload
+
+    if not fast_path:
+        # Send every request through the per-field pass.
+        monkeypatch.setattr(payload, "_fast_frame", lambda messages: None)
+    frame = parse_body(json.dumps(message(device_id=" 6e:81:c9:d4:9e:58\t")), None)
+    assert frame["device"].tolist() == ["6e:81:c9:d4:9e:58"]
+
+
+def test_blank_device_id_rejected():
+    error = error_of(json.dumps(message(device_id="   ")))
+    assert error.status == 400
+    assert "[0].device_id is missing" in str(error)
+
+
 def test_lone_surrogate_device_rejected():
     body = json.dumps(message(device_id="\ud800"))
     assert '"\\ud800"' in body  # the escape is valid JSON text

@@ -280,9 +280,12 @@ def _fast_frame(messages: list[object]) -> pd.DataFrame | None:
         flags = [_get_flags(data) for data in datas]
     except (TypeError, KeyError, AttributeError):
         return None
+    if set(map(type, devices)) != {str}:
+        return None
+    # The file readers strip spaces around device ids, so requests do too.
+    devices = [device.strip() for device in devices]
     if not (
-        set(map(type, devices)) == {str}
-        and all(devices)
+        all(devices)
         and set(map(type, stamps)) <= {float, int}
         and set(map(type, context)) == {bool}
         and set(map(type, itertools.chain.from_iterable(floats))) <= _NUMBER_TYPES
@@ -344,6 +347,8 @@ def frame_from_messages(messages: list[object]) -> pd.DataFrame:
             errors.add(f"{path} is {_json_type(message)}, expected a message object")
             continue
         device = message.get("device_id")
+        if isinstance(device, str):
+            device = device.strip()
         if not isinstance(device, str) or not device:
             errors.add(f"{path}.device_id is missing or not a non-empty string")
             device = ""
