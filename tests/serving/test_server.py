@@ -249,18 +249,24 @@ def read_until_closed(client) -> bytes:
     return b"".join(chunks)
 
 
-def test_stalled_body_408_frees_worker(package_dir, monkeypatch):
+def start_short_body(endpoint, first_bytes: bytes):
+    """Open a connection and send a request whose Content-Length of 100 is not met."""
     import socket
+
+    client = socket.create_connection((endpoint.host, endpoint.port), timeout=20)
+    client.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/json\r\nContent-Length: 100\r\n"
+                   b"\r\n" + first_bytes)
+    return client
+
+
+def test_stalled_body_408_frees_worker(package_dir, monkeypatch):
     import time
 
     monkeypatch.setenv("IOT_TELEMETRY_BODY_TIMEOUT_S", "1")
     with LocalEndpoint(package_dir, port=0, workers=1) as endpoint:
-        client = socket.create_connection((endpoint.host, endpoint.port), timeout=20)
-        with client:
-            # Content-Length announces 100 bytes, 2 arrive, the connection stays open.
-            client.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
-                           b"Content-Type: application/json\r\nContent-Length: 100\r\n"
-                           b"\r\n{}")
+        # 2 of the 100 bytes arrive, and the connection stays open.
+        with start_short_body(endpoint, b"{}") as client:
             started = time.monotonic()
             response = read_until_closed(client)
             waited = time.monotonic() - started
@@ -272,16 +278,11 @@ def test_stalled_body_408_frees_worker(package_dir, monkeypatch):
 
 
 def test_trickled_body_408_frees_worker(package_dir, monkeypatch):
-    import socket
     import time
 
     monkeypatch.setenv("IOT_TELEMETRY_BODY_TIMEOUT_S", "1")
     with LocalEndpoint(package_dir, port=0, workers=1) as endpoint:
-        client = socket.create_connection((endpoint.host, endpoint.port), timeout=20)
-        with client:
-            client.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n"
-                           b"Content-Type: application/json\r\nContent-Length: 100\r\n"
-                           b"\r\n")
+        with start_short_body(endpoint, b"") as client:
             # One byte every 0.3 s: no single wait reaches the 1 s limit, but
             # the whole body would take 30 s.
             started = time.monotonic()

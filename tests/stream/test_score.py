@@ -325,6 +325,15 @@ def assert_contract_fields_only(instances: list[dict]) -> None:
         assert set(instance["data"]) == set(SENSORS)
 
 
+def score_until(params, endpoint_server, messages, scored: int):
+    """Run a scorer against `endpoint_server` until it received and scored the messages."""
+    with running_scorer(params, HttpEndpoint(endpoint_server.url)) as scorer:
+        publish(params, messages)
+        assert wait_until(lambda: scorer.counters.received == len(messages), 15)
+        assert wait_until(lambda: scorer.counters.scored == scored, 10), scorer.counters
+    return scorer
+
+
 @pytest.mark.broker
 @pytest.mark.timeout(60)
 def test_nan_outside_data_is_not_sent(params):
@@ -334,10 +343,7 @@ def test_nan_outside_data_is_not_sent(params):
     messages.append(raw_message(DEVICES[2], 12, temp=float("inf")))
     endpoint_server = RuleEndpoint()
     try:
-        with running_scorer(params, HttpEndpoint(endpoint_server.url)) as scorer:
-            publish(params, messages)
-            assert wait_until(lambda: scorer.counters.received == len(messages), 15)
-            assert wait_until(lambda: scorer.counters.scored == 7, 10), scorer.counters
+        scorer = score_until(params, endpoint_server, messages, scored=7)
     finally:
         endpoint_server.close()
     assert scorer.counters.invalid == 1
@@ -391,10 +397,7 @@ def test_rejected_reading_spares_its_batch(params):
     one_batch = params.model_copy(update={"score_batch_wait_ms": 1000.0})
     endpoint_server = RuleEndpoint(reject_devices=frozenset({"bad-device"}))
     try:
-        with running_scorer(one_batch, HttpEndpoint(endpoint_server.url)) as scorer:
-            publish(params, messages)
-            assert wait_until(lambda: scorer.counters.received == len(messages), 15)
-            assert wait_until(lambda: scorer.counters.scored == 10, 10), scorer.counters
+        scorer = score_until(one_batch, endpoint_server, messages, scored=10)
     finally:
         endpoint_server.close()
     assert scorer.counters.failed == 1

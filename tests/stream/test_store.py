@@ -269,12 +269,18 @@ def failing_write(store, device: str, error: OSError, calls: list):
     return write
 
 
-def test_invalid_partition_path_is_dead_lettered(tmp_path, monkeypatch):
-    ingester = Ingester(StreamParams(), tmp_path)
-    bad = "bad-device"
+def ingester_with_other_device(folder, other: str) -> Ingester:
+    """Return an ingester that received 3 readings of DEVICE and 1 of `other`."""
+    ingester = Ingester(StreamParams(), folder)
     for mid in range(1, 4):
         ingester._on_message(ingester.client, None, device_message(mid, DEVICE, mid))
-    ingester._on_message(ingester.client, None, device_message(4, bad, 4))
+    ingester._on_message(ingester.client, None, device_message(4, other, 4))
+    return ingester
+
+
+def test_invalid_partition_path_is_dead_lettered(tmp_path, monkeypatch):
+    bad = "bad-device"
+    ingester = ingester_with_other_device(tmp_path, bad)
     calls = []
     error = OSError(errno.ENAMETOOLONG, "File name too long")
     monkeypatch.setattr(ingester.store, "write", failing_write(ingester.store, bad, error, calls))
@@ -293,11 +299,8 @@ def test_invalid_partition_path_is_dead_lettered(tmp_path, monkeypatch):
 
 
 def test_full_disk_retries_only_its_partition(tmp_path, monkeypatch):
-    ingester = Ingester(StreamParams(), tmp_path)
     other = "other-device"
-    for mid in range(1, 4):
-        ingester._on_message(ingester.client, None, device_message(mid, DEVICE, mid))
-    ingester._on_message(ingester.client, None, device_message(4, other, 4))
+    ingester = ingester_with_other_device(tmp_path, other)
     calls = []
     full = failing_write(ingester.store, other, OSError(errno.ENOSPC, "No space left"), calls)
     monkeypatch.setattr(ingester.store, "write", full)

@@ -471,7 +471,7 @@ class Ingester:
         written, retained = 0, []
         for pending in batch:
             try:
-                count, kept = self._process([pending])
+                count, to_retry = self._process([pending])
             except OSError:
                 raise
             except Exception as error:  # noqa: BLE001 - recorded as a dead letter
@@ -479,7 +479,7 @@ class Ingester:
                              f"{type(error).__name__}: {error}"[:200])
                 continue
             written += count
-            retained += kept
+            retained += to_retry
         return written, retained
 
     def _process(self, batch: list[Pending]) -> tuple[int, list[Pending]]:

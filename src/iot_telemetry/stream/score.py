@@ -319,13 +319,13 @@ class LiveScorer:
         """Return the device's window, newest last, cut to half the request limit."""
         window = list(self.windows.get(device, ()))
         budget = self.max_request_bytes // 2
-        kept: list[dict] = []
+        newest_first: list[dict] = []
         for message in reversed(window):
             budget -= _json_size(message) + len(', "context": true')
             if budget < 0:
                 break
-            kept.append(message)
-        return kept[::-1]
+            newest_first.append(message)
+        return newest_first[::-1]
 
     def _score_chunk(self, chunk: list[dict]) -> bool:
         """Score one request's readings; return False when the scorer is stopping.
