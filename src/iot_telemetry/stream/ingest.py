@@ -190,7 +190,7 @@ class Ingester:
     # Start-up.
 
     def recover(self) -> int:
-        """Store what an earlier run journaled but did not flush; return the count.
+        """Store what an earlier run journaled but did not flush, and return the count.
 
         Messages that cannot be stored yet stay buffered and journaled for the
         next flush, so a storage error never stops the start-up.

@@ -254,7 +254,7 @@ class LiveScorer:
         self._ack(batch)
 
     def _fresh_messages(self, batch: list[Incoming]) -> list[dict]:
-        """Decode the batch; drop invalid messages and repeats of known readings."""
+        """Decode the batch, dropping invalid messages and repeats of known readings."""
         fresh, seen = [], set()
         for incoming in batch:
             try:
@@ -328,7 +328,7 @@ class LiveScorer:
         return newest_first[::-1]
 
     def _score_chunk(self, chunk: list[dict]) -> bool:
-        """Score one request's readings; return False when the scorer is stopping.
+        """Score one request's readings, or return False when the scorer is stopping.
 
         When the endpoint rejects the request (HTTP 4xx), the chunk is split
         in halves and each half sent again, so only the rejected readings
@@ -436,7 +436,7 @@ class LiveScorer:
                 self._publish_alert(alert)
 
     def _publish_alert(self, alert: dict) -> None:
-        """Publish one alert at QoS 1; log and count a failure instead of raising."""
+        """Publish one alert at QoS 1, logging and counting a failure instead of raising."""
         topic = alert_topic(self.params.alert_topic, alert["device_id"])
         try:
             info = self.client.publish(topic, json.dumps(alert, allow_nan=False), qos=1)
